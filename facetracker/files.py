@@ -28,8 +28,13 @@ def ensure_writable_dir(folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FacetrackerError(f"cannot create folder ({exc.strerror})", folder, "choose another output path") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise FacetrackerError("output folder is not writable", folder, "fix its permissions or choose another path")
+    # Probe with a real file: os.access says yes to root on a read-only (immutable, ro-mounted...) folder.
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".write-probe."):
+            pass
+    except OSError as exc:
+        raise FacetrackerError(f"output folder is not writable ({exc.strerror})", folder,
+                               "fix its permissions or choose another path") from None
     return folder
 
 
@@ -42,12 +47,19 @@ def atomic_path(path: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; the published file gets the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -1,0 +1,85 @@
+"""A real X server for GUI tests: Xvfb on a free display number, plus xdotool/xwininfo helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+TOOLS = ("Xvfb", "xdotool", "xwininfo")  # installed by .ci/run (xvfb, xdotool, x11-utils)
+
+
+@contextmanager
+def virtual_display(width: int = 1280, height: int = 800):
+    """Start `Xvfb` on a display number it picks itself (-displayfd: no race with other tests); yield ":N"."""
+    missing = [tool for tool in TOOLS if not shutil.which(tool)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: run .ci/run or apt-get install xvfb x11-utils xdotool")
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24",
+                               "-nolisten", "tcp", "-noreset"],
+                              pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as pipe:
+            number = pipe.readline().strip()  # written once the server accepts connections
+        if not number:
+            pytest.fail(f"Xvfb did not start (exit status {server.poll()})")
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def x_env(display: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
+    env.update(DISPLAY=display, **extra)
+    return env
+
+
+def find_windows(display: str, pattern: str, by: str = "name") -> list[str]:
+    """Ids of visible windows whose title (by="name", WM_NAME) or class (by="class") matches the regex.
+
+    Qt dialogs set only _NET_WM_NAME, which xdotool's --name does not read: find those by class."""
+    found = subprocess.run(["xdotool", "search", "--onlyvisible", f"--{by}", pattern], env=x_env(display),
+                           capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def wait_for_window(display: str, pattern: str, timeout: float = 30.0, process=None, by: str = "name",
+                    other_than: tuple[str, ...] = ()) -> str:
+    """The first visible window matching `pattern` (see find_windows) that is not in `other_than`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        windows = [w for w in find_windows(display, pattern, by) if w not in other_than]
+        if windows:
+            return windows[0]
+        if process is not None and process.poll() is not None:
+            out, err = process.communicate()
+            pytest.fail(f"process exited with {process.returncode} before its window appeared:\n{out}\n{err}")
+        time.sleep(0.2)
+    pytest.fail(f"no window with {by} {pattern!r} on {display} after {timeout} s:\n"
+                + subprocess.run(["xwininfo", "-root", "-tree"], env=x_env(display), capture_output=True,
+                                 text=True).stdout)
+
+
+def window_title(display: str, window: str) -> str:
+    return subprocess.run(["xdotool", "getwindowname", window], env=x_env(display), capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def xdotool(display: str, *args: str) -> None:
+    subprocess.run(["xdotool", *args], env=x_env(display), check=True)
+
+
+def screenshot(display: str, path: Path) -> Path | None:
+    """Save the whole screen as an image when ImageMagick is installed (for people debugging a failure)."""
+    if shutil.which("import"):
+        subprocess.run(["import", "-display", display, "-window", "root", str(path)], check=False)
+        return path
+    return None
