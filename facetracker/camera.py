@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
+import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -12,6 +17,19 @@ import numpy as np
 from facetracker.errors import FacetrackerError
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def _quiet_opencv() -> None:
+    # A missing camera or a refused URL makes OpenCV and FFmpeg print several WARN/ERROR lines of their own
+    # around our one-line error; keep them for FACETRACKER_DEBUG=1 or when the user chose a level.
+    if os.environ.get("FACETRACKER_DEBUG"):
+        return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when FFmpeg first opens
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+_quiet_opencv()
 
 
 class SourceEnded(FacetrackerError):
@@ -68,3 +86,93 @@ def read_frames(capture: cv2.VideoCapture, source: str | int | Path) -> Iterator
             return
         delivered += 1
         yield frame
+
+
+class Frame(NamedTuple):
+    image: np.ndarray  # BGR
+    index: int  # position in the source (0-based); gaps mean dropped frames
+    captured: float  # time.perf_counter() right after decoding
+
+
+class FrameReader:
+    """Decode a source in its own thread so reading overlaps the work done on the previous frame.
+
+    Live (camera, stream, or `live=True`): only the newest frame is kept; one the consumer never took is dropped and
+    counted, so slow inference shows the present instead of falling further and further behind.
+    Not live (a video file): every frame, in order, through a small bounded queue (the thread waits for the consumer).
+
+    read() returns the next Frame, None at the end of a file, or raises SourceEnded when a live source stops
+    delivering (read fails, or nothing arrives for `stall_seconds`). The reader owns the capture and releases it."""
+
+    def __init__(self, capture: cv2.VideoCapture, source: str | int | Path, live: bool | None = None,
+                 queue_frames: int = 8, stall_seconds: float = 5.0):
+        self.capture, self.source = capture, source
+        self.live = is_live(source) if live is None else live
+        self.queue_frames, self.stall_seconds = max(1, queue_frames), stall_seconds
+        self.delivered = 0  # frames decoded from the source
+        self.dropped = 0  # live frames replaced by a newer one before anyone read them
+        self._frames: deque[Frame] = deque()
+        self._ended: BaseException | None = None  # SourceEnded, or _END for a file that finished
+        self._stop = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name=f"reader {describe(source)}", daemon=True)
+
+    def __enter__(self) -> FrameReader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while not self._stop:
+            ok, image = self.capture.read()
+            with self._changed:
+                if not ok or image is None:
+                    self._ended = self._end_of_source()
+                    self._changed.notify_all()
+                    return
+                self._store(Frame(image, self.delivered, time.perf_counter()))
+                self.delivered += 1
+                self._changed.notify_all()
+
+    def _end_of_source(self) -> BaseException:
+        if self.live or self.delivered == 0:
+            what = "no frame could be read from" if self.delivered == 0 else "the source stopped delivering frames"
+            return SourceEnded(what, describe(self.source), "check the camera or stream; frames already saved were kept")
+        return _END
+
+    def _store(self, frame: Frame) -> None:  # called with the lock held
+        if self.live:
+            self.dropped += len(self._frames)
+            self._frames.clear()
+        else:
+            while len(self._frames) >= self.queue_frames and not self._stop:
+                self._changed.wait()
+        self._frames.append(frame)
+
+    def read(self) -> Frame | None:
+        with self._changed:
+            arrived = self._changed.wait_for(lambda: self._frames or self._ended, timeout=self.stall_seconds)
+            if self._frames:
+                frame = self._frames.popleft()
+                self._changed.notify_all()  # room in the queue for the decoding thread
+                return frame
+            if not arrived:
+                raise SourceEnded(f"no frame for {self.stall_seconds:g} s from", describe(self.source),
+                                  "check the camera or stream; frames already saved were kept")
+            if self._ended is _END:
+                return None
+            raise self._ended
+
+    def close(self) -> None:
+        with self._changed:
+            self._stop = True
+            self._changed.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+        if not self._thread.is_alive():  # a camera stuck inside read() keeps its capture; the process exit frees it
+            self.capture.release()
+
+
+_END = StopIteration("end of video file")

@@ -16,6 +16,10 @@ import typer
 from facetracker import __version__, config
 from facetracker.errors import FacetrackerError
 
+# TensorFlow's C++ start-up notes (absl, cpu_feature_guard) would break "one clear line" on stderr;
+# read when TensorFlow is first imported, so set before any command imports it. Override by setting it yourself.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 app = typer.Typer(
     help="From an empty folder to a real-time face tracker on your own webcam.",
     no_args_is_help=True,
@@ -127,12 +131,188 @@ def augment(
     workers: int = typer.Option(0, min=0, help="Worker processes (0 = all cores)."),
     force: bool = typer.Option(False, "--force", help="Rebuild an existing output folder."),
     label_names: Optional[List[str]] = typer.Option(None, "--label", help=LABEL_HELP),
+    background_crops: int = typer.Option(config.AUG_BACKGROUND_CROPS, min=0,
+                                         help="Face-free crops cut from each labelled image as extra negatives."),
 ):
     """Write augmented copies of every image with boxes kept consistent."""
     from facetracker.augment import augment_dataset
 
     augment_dataset(data, out, variants=variants, seed=seed, workers=workers or os.cpu_count() or 1,
-                    force=force, face_labels=tuple(label_names or config.FACE_LABELS))
+                    force=force, face_labels=tuple(label_names or config.FACE_LABELS),
+                    background_crops=background_crops)
+
+
+@app.command()
+@friendly
+def live(
+    camera: str = typer.Option("0", help=CAMERA_HELP),
+    model: Optional[Path] = typer.Option(None, help="Model .keras/.tflite/.onnx (default: models/facetracker.keras "
+                                                    "if it exists, else the bundled model)."),
+    threshold: float = typer.Option(config.THRESHOLD, help="Face score that switches the box on."),
+    record: Optional[Path] = typer.Option(None, help="Also write the annotated video here (.mp4 or .avi)."),
+    show: Optional[bool] = typer.Option(None, "--show/--no-show",
+                                        help="Show a window, q or Esc quits (default: show when a display exists)."),
+    max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames."),
+    mirror: bool = typer.Option(False, "--mirror", help="Flip the picture left-right (selfie view)."),
+    smooth: str = typer.Option(config.TRACK_SMOOTHER, help="Box smoothing over time: kalman, ema or none."),
+    no_smooth: bool = typer.Option(False, "--no-smooth", help="Same as --smooth none: the raw per-frame box."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --record file."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run's stats as one JSON line."),
+):
+    """Track the face on a camera, video file or stream: box, score and FPS drawn on every frame."""
+    from facetracker.live import run_live
+
+    stats = run_live(camera, model=model, threshold=threshold, record=record, show=show, max_frames=max_frames,
+                     mirror=mirror, smooth="none" if no_smooth else smooth, force=force)
+    _print_live_stats(stats, json_out)
+
+
+@app.command()
+@friendly
+def demo(
+    out: Path = typer.Option(config.DEMO_DIR, help="Folder for the synthesised clip and the annotated demo.mp4."),
+    model: Optional[Path] = typer.Option(None, help="Model to run (default: the bundled model)."),
+    show: bool = typer.Option(False, "--show/--no-show", help="Also play it in a window (needs a display)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run's stats as one JSON line."),
+):
+    """Track a face on a built-in clip (no camera, no download) and write an annotated video."""
+    from facetracker.demo import run_demo
+
+    stats, clip = run_demo(out, model=model, show=show)
+    if not json_out:
+        typer.echo(f"clip: {clip} (pan and zoom over scikit-image's astronaut photograph)")
+    _print_live_stats(stats, json_out)
+
+
+def _print_live_stats(stats, json_out: bool) -> None:
+    typer.echo(stats.to_json() if json_out else stats.describe())
+    if stats.message:
+        saved = f"; recording kept: {stats.record} ({stats.recorded_frames} frames)" if stats.record else ""
+        typer.echo(f"stopped: {stats.message}{saved}", err=True)
+    if stats.exit_code:
+        raise typer.Exit(stats.exit_code)
+
+
+@app.command()
+@friendly
+def train(
+    data: Path = typer.Option(config.AUG_DIR, help="Augmented data folder (train/ and val/)."),
+    epochs: int = typer.Option(config.EPOCHS, min=1, help="Epochs to train (in total, also with --resume)."),
+    batch_size: int = typer.Option(config.BATCH_SIZE, min=1, help="Images per step (over all devices)."),
+    backbone: Optional[str] = typer.Option(None, help="mobilenetv2 (default) | mobilenetv3small | vgg16."),
+    image_size: Optional[int] = typer.Option(None, min=32, help="Square input side (default: 128, vgg16 120)."),
+    alpha: Optional[float] = typer.Option(None, help=f"MobileNet width multiplier (default {config.ALPHA})."),
+    lr: float = typer.Option(config.LEARNING_RATE, help="Peak learning rate (warm-up, then cosine decay)."),
+    weights: str = typer.Option(config.WEIGHTS, help="Backbone weights: none | imagenet | PATH to a weights file."),
+    logdir: Path = typer.Option(config.LOGS_DIR, help="TensorBoard folder (view with: tensorboard --logdir logs)."),
+    out: Path = typer.Option(config.DEFAULT_MODEL, help="Where the best model (.keras) is saved."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run saved beside --out."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out and its checkpoint."),
+    unsafe: bool = typer.Option(False, "--unsafe", help="Allow loading a legacy .h5 checkpoint (can run code)."),
+    patience: int = typer.Option(config.PATIENCE, min=0, help="Stop after N epochs without a better val loss (0: never)."),
+    strategy: str = typer.Option("auto", help="auto | mirrored | multiworker (tf.distribute)."),
+    run_name: Optional[str] = typer.Option(None, help="TensorBoard run name (default: date-time)."),
+    class_weight: float = typer.Option(config.CLASS_WEIGHT, min=0.0, help="Weight of the face-score loss."),
+    box_weight: float = typer.Option(config.BOX_WEIGHT, min=0.0, help="Weight of the box loss."),
+    box_loss: str = typer.Option(config.BOX_LOSS, help="corner (the notebook's) | giou | ciou."),
+):
+    """Train the face tracker on augmented data, with TensorBoard logs and resumable checkpoints."""
+    from rich.console import Console
+
+    from facetracker.train import TrainOptions, summary_table, train as run_training
+
+    result = run_training(TrainOptions(
+        data=data, out=out, epochs=epochs, batch_size=batch_size, backbone=backbone, image_size=image_size,
+        alpha=alpha, lr=lr, weights=weights, logdir=logdir, run_name=run_name, resume=resume, force=force,
+        unsafe=unsafe, patience=patience, strategy=strategy, class_weight=class_weight, box_weight=box_weight,
+        box_loss=box_loss))
+    Console().print(summary_table(result))
+
+
+MODEL_HELP = ("Model: .keras, or an exported .tflite/.onnx/SavedModel folder "
+              "(default: models/facetracker.keras if it exists, else the bundled model).")
+
+
+@app.command()
+@friendly
+def evaluate(
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    data: Path = typer.Option(config.EVAL_DATA, help="labelme folder with images/ and labels/ (raw, not augmented)."),
+    threshold: float = typer.Option(config.THRESHOLD, min=0.0, max=1.0, help="Face score that counts as a face."),
+    label_names: Optional[List[str]] = typer.Option(None, "--label", help=LABEL_HELP),
+    out: Path = typer.Option(config.REPORTS_DIR, help="Folder for evaluation.json and the PNG plots."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing report in --out."),
+    unsafe: bool = typer.Option(False, "--unsafe", help="Allow loading a legacy .h5 model (can run code)."),
+):
+    """AP@0.5, IoU, precision/recall/F1, false positives and latency on a labelled folder."""
+    from facetracker.evaluate import check_report_paths, evaluate_folder, summary_lines, write_report
+    from facetracker.inference import Detector, resolve_model_path
+
+    check_report_paths(out, force)
+    detector = Detector.load(resolve_model_path(model), unsafe=unsafe)
+    report = evaluate_folder(detector, data / config.IMAGES, data / config.LABELS,
+                             tuple(label_names or config.FACE_LABELS), threshold)
+    paths = write_report(report, out, force=force)
+    for line in summary_lines(report):
+        typer.echo(line)
+    typer.echo(f"report: {paths['json']}, {paths['curve']}, {paths['grid']}")
+
+
+@app.command()
+@friendly
+def predict(
+    sources: List[Path] = typer.Argument(..., help="Images, folders of images or video files."),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    threshold: float = typer.Option(config.THRESHOLD, min=0.0, max=1.0, help="Face score that counts as a face."),
+    out: Path = typer.Option(config.PREDICT_OUT, help="Folder for the annotated copies."),
+    jsonl: Optional[Path] = typer.Option(None, help="Also write one JSON line per image / video frame here."),
+    force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
+    unsafe: bool = typer.Option(False, "--unsafe", help="Allow loading a legacy .h5 model (can run code)."),
+):
+    """Find the face in images and videos: annotated copies in --out, boxes in pixels in --jsonl."""
+    from rich.progress import Progress
+
+    from facetracker.inference import Detector, resolve_model_path
+    from facetracker.predict import collect_items, predict as run_predict
+
+    items = collect_items(sources)  # a missing SOURCE fails before the model is loaded
+    detector = Detector.load(resolve_model_path(model), unsafe=unsafe)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("predicting", total=len(items))
+        summary = run_predict(sources, detector, threshold, out, jsonl, force,
+                              warn=lambda line: bar.console.print(f"warning: {line}", markup=False, highlight=False,
+                                                                  soft_wrap=True),
+                              progress=lambda n: bar.advance(task, n))
+    frames = f" and {summary.frames} video frames" if summary.frames else ""
+    typer.echo(f"{summary.images} images{frames}: {summary.faces} with a face (score >= {threshold}); "
+               f"{len(summary.skipped)} skipped; annotated copies in {out}"
+               + (f"; JSONL: {summary.jsonl}" if summary.jsonl else ""))
+
+
+@app.command()
+@friendly
+def export(
+    model: Optional[Path] = typer.Option(None, help="Trained .keras model to export (default: "
+                                                    "models/facetracker.keras if it exists, else the bundled model)."),
+    format: str = typer.Option(..., "--format", help="tflite | onnx | savedmodel."),
+    quantize: str = typer.Option("none", help="none | dynamic (int8 weights) | int8 (needs --data; TFLite only)."),
+    data: Optional[Path] = typer.Option(None, help="Folder of real images: int8 calibration and the output check."),
+    out: Optional[Path] = typer.Option(None, help="Output file/folder (default: beside --model)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing export."),
+    unsafe: bool = typer.Option(False, "--unsafe", help="Allow loading a legacy .h5 model (can run code)."),
+):
+    """Export to TFLite/ONNX/SavedModel and check the export against the Keras model on real images."""
+    from facetracker.export import export_model
+    from facetracker.inference import resolve_model_path
+
+    result = export_model(resolve_model_path(model), format, quantize, data=data, out=out, force=force,
+                          unsafe=unsafe)
+    tol_score, tol_box = result.tolerance
+    typer.echo(f"exported {result.path} ({result.format}, quantize {result.quantize}, "
+               f"{result.size_bytes / 1e6:.1f} MB, {result.image_size} px input)")
+    typer.echo(f"checked on {result.check_source}: largest difference from Keras: score {result.score_diff:.2e} "
+               f"(allowed {tol_score:g}), box {result.box_diff:.2e} (allowed {tol_box:g}; fraction of the image, "
+               f"mean {result.box_mean_diff:.1e})")
 
 
 if __name__ == "__main__":  # pragma: no cover

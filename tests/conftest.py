@@ -48,3 +48,49 @@ def dataset_copy(tmp_path, datasets_dir):
         return copy_dataset(name, dest or tmp_path / name, limit=limit, negatives=negatives)
 
     return make
+
+
+def write_video(frames_from: list[Path], path: Path, fps: float = 10.0, size: tuple[int, int] | None = None,
+                repeat: int = 1) -> Path:
+    """Write a real MJPG .avi with OpenCV from real image files (each shown `repeat` frames)."""
+    import cv2
+
+    first = cv2.imread(str(frames_from[0]))
+    width, height = size or (first.shape[1], first.shape[0])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    assert writer.isOpened(), f"cv2.VideoWriter could not open {path}"
+    for image_path in frames_from:
+        frame = cv2.resize(cv2.imread(str(image_path)), (width, height))
+        for _ in range(repeat):
+            writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def video_of(tmp_path, datasets_dir):
+    """Factory: video_of("webcam-a", frames=20) -> path of an .avi made from that data set's real images."""
+
+    def make(name: str = "webcam-a", frames: int = 20, fps: float = 10.0, **kwargs) -> Path:
+        images = sorted((datasets_dir / name / "images").glob("*.jpg"))[:frames]
+        return write_video(images, tmp_path / f"{name}-{frames}.avi", fps=fps, **kwargs)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, datasets_dir) -> Path:
+    """A small FaceTracker (.keras, 64 px) really trained for a few steps on real webcam-a images (~20 s, once).
+
+    Its outputs differ between images, unlike an untrained one; see tests/tiny_model.py."""
+    from tiny_model import train_tiny_model
+
+    return train_tiny_model(datasets_dir / "webcam-a", tmp_path_factory.mktemp("tiny-model") / "tiny.keras")
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory, trained_model):
+    """Factory: tiny_exports("tflite", "none") -> ExportResult of `trained_model`, exported once per session."""
+    from tiny_model import ExportCache
+
+    return ExportCache(trained_model, tmp_path_factory.mktemp("tiny-exports"), datasets_dir=DATASETS)

@@ -1,0 +1,138 @@
+"""One source image -> its augmented variants and background crops on disk. Runs inside worker processes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facetracker import config
+from facetracker.augment_pipeline import (background_pipeline, background_regions, image_seed, seed_pipeline,
+                                          variant_pipeline)
+from facetracker.errors import FacetrackerError
+from facetracker.files import read_image
+from facetracker.labels import parse_label
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """One source image: everything a worker process needs (picklable)."""
+
+    part: str
+    image: Path
+    label: Path | None
+    out_dir: Path  # <partial output>/<part>
+    variants: int
+    background_crops: int
+    seed: int
+    size: int
+    face_labels: tuple[str, ...]
+
+
+@dataclass
+class ImageResult:
+    part: str
+    image: str
+    variants: int = 0  # augmented variants written (class 1 or 0)
+    faces: int = 0  # of which still show the face (class 1)
+    cut_out: int = 0  # of which a crop cut the face out (class 0)
+    background: int = 0  # face-free background crops written (class 0)
+    skipped: str | None = None  # why the image could not be used
+    quirks: Counter = field(default_factory=Counter)
+
+
+# Building a pipeline (argument validation, one generator per transform) costs ~10 ms: build one per image size
+# and worker, and re-seed it for every image, which is all that makes an image's output reproducible.
+_variant_pipeline = functools.lru_cache(maxsize=16)(variant_pipeline)
+_background_pipeline = functools.lru_cache(maxsize=4)(background_pipeline)
+
+
+def init_worker() -> None:
+    # Ctrl-C reaches the whole process group: the parent alone handles it (stops the pool, deletes the partial
+    # output), so workers ignore it instead of each printing a traceback. One OpenCV thread per worker process:
+    # the pool already uses every core.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cv2.setNumThreads(1)
+
+
+def augment_image(task: ImageTask) -> ImageResult:
+    """Write task.variants augmented copies (+ background crops when there is a face); never raises for bad input."""
+    result = ImageResult(part=task.part, image=task.image.name)
+    try:
+        image, box, result.quirks = load(task)
+    except FacetrackerError as exc:
+        result.skipped = str(exc)
+        return result
+    _write_variants(task, image, box, result)
+    if box is not None and task.background_crops:
+        _write_background(task, image, box, result)
+    return result
+
+
+def load(task: ImageTask):
+    """(RGB image, face box in pixels or None, label quirks); FacetrackerError when the image or label is unusable."""
+    image = read_image(task.image)
+    box, quirks = read_face_box(task, image.shape[1], image.shape[0])
+    # albumentations' colour transforms (RGB shift, hue, grayscale weights) expect RGB.
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), box, quirks
+
+
+def read_face_box(task: ImageTask, width: int, height: int) -> tuple[tuple[float, ...] | None, Counter]:
+    if task.label is None:
+        return None, Counter()
+    parsed = parse_label(task.label, (width, height), task.face_labels)
+    if not parsed.usable:
+        names = ", ".join(repr(n) for n in parsed.other_names)
+        raise FacetrackerError(f"no face label (found {names})", task.label,
+                               "add --label NAME to count that name as a face")
+    return parsed.box, parsed.quirks
+
+
+def _write_variants(task: ImageTask, image, box, result: ImageResult) -> None:
+    height, width = image.shape[:2]
+    pipeline = seed_pipeline(_variant_pipeline(width, height, task.size), image_seed(task.seed, task.image.stem))
+    boxes, classes = ([box], [1]) if box is not None else ([], [])
+    for k in range(task.variants):
+        out = pipeline(image=image, bboxes=boxes, classes=classes)
+        bbox = normalise(out["bboxes"][0], task.size) if len(out["bboxes"]) else None
+        result.cut_out += box is not None and bbox is None
+        result.faces += bbox is not None
+        write_sample(task.out_dir, f"{task.image.stem}.{k}", out["image"], bbox)
+        result.variants += 1
+
+
+def _write_background(task: ImageTask, image, box, result: ImageResult) -> None:
+    height, width = image.shape[:2]
+    rng = np.random.default_rng(image_seed(task.seed, task.image.stem, "background"))
+    regions = background_regions(width, height, box, task.background_crops, rng)
+    pipeline = seed_pipeline(_background_pipeline(task.size),
+                             image_seed(task.seed, task.image.stem, "bg-pixels"))
+    for j, (x1, y1, x2, y2) in enumerate(regions):
+        out = pipeline(image=np.ascontiguousarray(image[y1:y2, x1:x2]))
+        write_sample(task.out_dir, f"{task.image.stem}.{task.variants + j}", out["image"], None)
+        result.background += 1
+
+
+def normalise(box, size: int) -> list[float] | None:
+    """Pixel box of the size x size output -> [x1, y1, x2, y2] in [0, 1], or None if nothing is left of it."""
+    x1, y1, x2, y2 = (min(max(float(v) / size, 0.0), 1.0) for v in box[:4])
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return [round(x1, 6), round(y1, 6), round(x2, 6), round(y2, 6)]
+
+
+def write_sample(out_dir: Path, name: str, image_rgb, bbox: list[float] | None) -> None:
+    """Write one augmented image and its label (plain writes: the whole output folder is published atomically)."""
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, config.JPEG_QUALITY])
+    if not ok:
+        raise FacetrackerError("could not encode image", out_dir / name)
+    (out_dir / config.IMAGES / f"{name}.jpg").write_bytes(encoded.tobytes())
+    label = {"image": f"{name}.jpg", "bbox": bbox or [0.0, 0.0, 0.0, 0.0], "class": 1 if bbox else 0}
+    (out_dir / config.LABELS / f"{name}.json").write_text(json.dumps(label) + "\n", encoding="utf-8")

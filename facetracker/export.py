@@ -1,0 +1,251 @@
+"""`facetracker export`: a trained .keras model as TFLite, ONNX or a SavedModel, checked against Keras.
+
+Keras 3 exports each format itself (`model.export`: LiteRT via a SavedModel and tf.lite.TFLiteConverter, ONNX
+via tf2onnx), with a fixed input side so the file carries the model's image size: batch 1 for TFLite (static
+shapes are fastest in XNNPACK), any batch for ONNX and SavedModel. Quantisation is offered for TFLite only:
+onnxruntime's dynamic quantisation made this network 10x slower and its static int8 less accurate than TFLite's.
+
+Nothing is published until it passed the check: the export goes to a temporary name beside the target, runs on
+real images next to the Keras model, and is renamed into place only when the largest differences in score and
+box are within the tolerance for its quantisation mode (config.EXPORT_TOLERANCE).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from facetracker import config
+from facetracker.errors import FacetrackerError
+from facetracker.files import atomic_path, ensure_writable_dir, list_images, read_image
+from facetracker.inference import Detector, quiet_native_stderr
+
+SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "savedmodel": ""}
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    quantize: str
+    image_size: int  # the square input side, stored in the exported file's input shape
+    size_bytes: int
+    images_checked: int
+    check_source: str
+    score_diff: float  # largest |exported - keras| face score over the check images
+    box_diff: float  # largest |exported - keras| box coordinate (normalised to the image)
+    box_mean_diff: float  # mean of the same, for context: quantisation errors are uneven across images
+    tolerance: tuple[float, float]
+
+    @property
+    def passed(self) -> bool:
+        return self.score_diff <= self.tolerance[0] and self.box_diff <= self.tolerance[1]
+
+
+def default_out(model_path: Path, fmt: str, quantize: str) -> Path:
+    """models/facetracker.keras -> models/facetracker.tflite, facetracker-int8.tflite, facetracker_savedmodel/.
+
+    Exports of the bundled model go to models/ too, never into the installed package."""
+    stem = model_path.stem + ("" if quantize == "none" else f"-{quantize}")
+    name = f"{stem}_savedmodel" if fmt == "savedmodel" else stem + SUFFIX[fmt]
+    bundled = resources.files("facetracker") / "assets"
+    folder = config.MODELS_DIR if model_path.parent.resolve() == Path(str(bundled)).resolve() else model_path.parent
+    return folder / name
+
+
+def check_options(fmt: str, quantize: str, data: Path | None, out: Path, force: bool) -> None:
+    """Every problem with the options, raised before the slow model loading and conversion."""
+    if fmt not in config.EXPORT_FORMATS:
+        raise FacetrackerError(f"unknown export format '{fmt}'", None, f"choose one of: {', '.join(config.EXPORT_FORMATS)}")
+    if quantize not in config.QUANTIZE_MODES:
+        raise FacetrackerError(f"unknown quantization '{quantize}'", None,
+                               f"choose one of: {', '.join(config.QUANTIZE_MODES)}")
+    if quantize != "none" and fmt != "tflite":
+        raise FacetrackerError(f"--quantize {quantize} is only supported for TFLite", fmt,
+                               "use --format tflite, or --quantize none")
+    if quantize == "int8" and data is None:
+        raise FacetrackerError("int8 quantization needs real images to calibrate on", None,
+                               "pass --data FOLDER with images like the ones the model will see (e.g. data/train)")
+    if data is not None:
+        image_folder(data)  # raises when missing or empty
+    if fmt != "savedmodel" and out.suffix.lower() != SUFFIX[fmt]:
+        raise FacetrackerError(f"output name must end with {SUFFIX[fmt]} for --format {fmt}", out,
+                               f"name it like {out.with_suffix(SUFFIX[fmt]).name}")
+    if out.exists() and not force:
+        raise FacetrackerError("export already exists", out, "pass --force to replace it or choose another --out")
+    ensure_writable_dir(out.parent)
+
+
+def image_folder(data: Path) -> list[Path]:
+    """Images in `data`, or in `data/images` (the data/ layout); one clear error when there are none."""
+    data = Path(data)
+    if not data.is_dir():
+        raise FacetrackerError("image folder not found", data, "pass --data FOLDER containing .jpg/.png images")
+    images = list_images(data)
+    if not images and (data / config.IMAGES).is_dir():
+        images = list_images(data / config.IMAGES)
+    if not images:
+        raise FacetrackerError("no images in folder", data, "pass --data FOLDER containing .jpg/.png images")
+    return images
+
+
+def _spread(items: list, count: int) -> list:
+    """At most `count` items spread evenly over the list (deterministic, covers every part of a data set)."""
+    if len(items) <= count:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
+
+
+def builtin_images() -> list[np.ndarray]:
+    """BGR images shipped with scikit-image (a face, a cat, objects): a check set when --data is not given."""
+    import cv2
+    from skimage import data as samples
+
+    rgb = [samples.astronaut(), samples.chelsea(), samples.coffee(), samples.rocket(),
+           cv2.cvtColor(samples.camera(), cv2.COLOR_GRAY2RGB)]
+    return [cv2.cvtColor(image, cv2.COLOR_RGB2BGR) for image in rgb]
+
+
+def _read_images(paths: list[Path]) -> list[np.ndarray]:
+    frames = []
+    for path in paths:
+        try:
+            frames.append(read_image(path))
+        except FacetrackerError:
+            continue  # a corrupt file in --data is not a reason to fail the export
+    return frames
+
+
+def _convert(model, fmt: str, quantize: str, calibration: np.ndarray | None, target: Path) -> None:
+    """Write the model in `fmt` to `target` (a file, or a folder that must not exist yet)."""
+    import tensorflow as tf
+
+    side = model.image_size
+    batch = 1 if fmt == "tflite" else None
+    signature = [tf.TensorSpec((batch, side, side, 3), tf.float32, name="images")]
+    if fmt == "savedmodel":
+        model.export(str(target), format="tf_saved_model", input_signature=signature, verbose=False)
+    elif fmt == "onnx":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # Keras' tf2onnx numpy-2 patch probes np.object
+            model.export(str(target), format="onnx", input_signature=signature, verbose=False)
+    else:
+        options = {}
+        if quantize != "none":
+            options["optimizations"] = [tf.lite.Optimize.DEFAULT]  # weights to int8 ("dynamic range")
+        if quantize == "int8":
+            # Activations to int8 too, with ranges measured on real images; input/output stay float32
+            # so the same Detector code runs every TFLite file.
+            options["representative_dataset"] = lambda: ([row[None]] for row in calibration)
+        with quiet_native_stderr():  # the MLIR quantiser prints "fully_quantize: ..." straight to stderr
+            model.export(str(target), format="litert", input_signature=signature, verbose=False, **options)
+
+
+def compare(reference: Detector, exported: Detector, inputs: np.ndarray) -> tuple[float, float, float]:
+    """Largest |difference| in score and in normalised box coordinates, and the mean box one, over a batch."""
+    ref_scores, ref_boxes = reference.raw(inputs)
+    scores, boxes = exported.raw(inputs)
+    box_diffs = np.abs(boxes - ref_boxes)
+    return float(np.abs(scores - ref_scores).max()), float(box_diffs.max()), float(box_diffs.mean())
+
+
+def export_model(model_path: Path, fmt: str, quantize: str = "none", data: Path | None = None,
+                 out: Path | None = None, force: bool = False, unsafe: bool = False) -> ExportResult:
+    """Export, check against Keras on real images, and publish only a file that passed."""
+    from facetracker.model import load_model
+
+    model_path = Path(model_path)
+    out = Path(out) if out is not None else default_out(model_path, fmt, quantize)
+    check_options(fmt, quantize, data, out, force)
+    model = load_model(model_path, unsafe=unsafe)
+    reference = Detector.from_model(model, str(model_path))
+
+    if data is not None:
+        paths = image_folder(data)
+        check_frames = _read_images(_spread(paths, config.EXPORT_CHECK_IMAGES))
+        check_source = f"{len(check_frames)} images from {data}"
+    else:
+        check_frames = builtin_images()
+        check_source = f"{len(check_frames)} built-in scikit-image pictures"
+    if not check_frames:
+        raise FacetrackerError("no readable images in folder", data, "pass --data FOLDER with valid images")
+    calibration = None
+    if quantize == "int8":
+        calibration = reference.prepare(_read_images(_spread(paths, config.EXPORT_CALIBRATION_IMAGES)))
+    check_inputs = reference.prepare(check_frames)
+
+    with _staging(out, is_dir=fmt == "savedmodel") as staged:
+        try:
+            _convert(model, fmt, quantize, calibration, staged)
+        except Exception as exc:  # converter errors come in many types, with pages of MLIR detail
+            first_line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
+            raise FacetrackerError(f"{fmt} conversion failed ({first_line})", model_path,
+                                   "try another --format or --quantize") from exc
+        exported = Detector.load(staged)
+        score_diff, box_diff, box_mean_diff = compare(reference, exported, check_inputs)
+        result = ExportResult(path=out, format=fmt, quantize=quantize, image_size=exported.image_size,
+                              size_bytes=_size(staged),
+                              images_checked=len(check_frames), check_source=check_source, score_diff=score_diff,
+                              box_diff=box_diff, box_mean_diff=box_mean_diff,
+                              tolerance=config.EXPORT_TOLERANCE[quantize])
+        if not result.passed:
+            raise ExportMismatch(result)
+    return result
+
+
+class ExportMismatch(FacetrackerError):
+    """The exported model disagrees with Keras beyond the tolerance; nothing was written."""
+
+    def __init__(self, result: ExportResult):
+        tol_score, tol_box = result.tolerance
+        super().__init__(
+            f"exported model differs from the Keras model beyond the {result.quantize!r} tolerance (largest "
+            f"difference: score {result.score_diff:.2e}, allowed {tol_score:g}; box {result.box_diff:.2e}, "
+            f"allowed {tol_box:g}; on {result.check_source}); nothing written", result.path,
+            "try --quantize dynamic or none" if result.quantize != "none" else
+            "a float export should match: please report this with the model file")
+        self.result = result
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+class _staging:
+    """A temporary path beside `out` (file or folder) that replaces `out` only if the block succeeds."""
+
+    def __init__(self, out: Path, is_dir: bool):
+        self.out, self.is_dir = out, is_dir
+        self._file_ctx = None
+        self._tmp_dir: Path | None = None
+
+    def __enter__(self) -> Path:
+        if self.is_dir:
+            self._tmp_dir = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
+            return self._tmp_dir / "export"  # Keras creates the SavedModel folder itself
+        self._file_ctx = atomic_path(self.out)
+        return self._file_ctx.__enter__()
+
+    def __exit__(self, exc_type, exc, tb):
+        if not self.is_dir:
+            return self._file_ctx.__exit__(exc_type, exc, tb)
+        try:
+            if exc_type is None:
+                self._publish_dir(self._tmp_dir / "export")
+        finally:
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
+        return False
+
+    def _publish_dir(self, staged: Path) -> None:
+        if self.out.exists():  # --force was checked; the old one is deleted with the staging folder
+            os.replace(self.out, self._tmp_dir / "previous")
+        os.replace(staged, self.out)

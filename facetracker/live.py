@@ -1,0 +1,304 @@
+"""`facetracker live`: track the face on a camera, video file or stream, draw it, optionally record it.
+
+The loop: a reader thread decodes frames (camera: newest frame only, so slow inference drops frames instead of
+lagging; file: every frame in order) -> Detector (compiled runtime, never model.predict) -> Tracker (smoothing and
+hysteresis) -> box, score and FPS drawn on the frame -> recorder and/or window. Everything that can stop it —
+end of file, --max-frames, q/Esc, a closed window, Ctrl-C/SIGTERM, a camera that stops delivering — ends the same
+way: the recording is finished and renamed into place, and `run_live` returns the stats with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facetracker import config
+from facetracker.camera import FrameReader, SourceEnded, describe, is_live, open_source
+from facetracker.display import HOW_TO_GET_ONE, display_problem
+from facetracker.draw import draw_note, draw_status, draw_track_box
+from facetracker.errors import FacetrackerError
+# Light imports: the runtimes import TensorFlow/onnxruntime only when a model is loaded.
+from facetracker.inference import Detector, resolve_model_path
+from facetracker.recording import VideoRecorder, check_record_path
+from facetracker.tracking import SMOOTHERS, Track, Tracker
+
+QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
+STATUS_REFRESH_SECONDS = 0.25
+FALLBACK_FPS = 30.0  # recording frame rate when the source does not say (cameras often report 0)
+
+# How a run ended -> exit status of `facetracker live` (0: ended normally).
+ENDED_NORMALLY = ("end of video", "max frames", "quit key", "window closed")
+
+
+@dataclass
+class LiveStats:
+    source: str
+    runtime: str
+    frames: int = 0  # frames processed (detected, tracked, drawn)
+    dropped: int = 0  # live frames skipped because a newer one had arrived
+    seconds: float = 0.0  # from the first frame in hand to the last one done
+    fps: float = 0.0
+    latency_p50_ms: float = 0.0  # per frame: frame in hand -> annotated frame recorded/shown
+    latency_p95_ms: float = 0.0
+    faces: int = 0  # processed frames with a visible (tracked) face
+    stop_reason: str = ""
+    message: str | None = None  # one line about an abnormal stop (disconnect, signal)
+    record: str | None = None
+    recorded_frames: int = 0
+    exit_code: int = 0
+    tracks: list[Track] = field(default_factory=list, repr=False)  # per processed frame (keep_tracks=True)
+    indices: list[int] = field(default_factory=list, repr=False)  # source frame index per processed frame
+
+    def summary(self) -> dict:
+        """The JSON-able part (--json), without the per-frame tracks."""
+        data = asdict(self)
+        del data["tracks"], data["indices"]
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in data.items()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.summary())
+
+    def describe(self) -> str:
+        line = (f"{self.frames} frames from {self.source} ({self.runtime}): {self.fps:.1f} FPS mean, latency "
+                f"p50 {self.latency_p50_ms:.1f} ms, p95 {self.latency_p95_ms:.1f} ms, {self.dropped} dropped, "
+                f"face in {self.faces} — {self.stop_reason}")
+        if self.record:
+            line += f"\nrecording: {self.record} ({self.recorded_frames} frames)"
+        return line
+
+
+def run_live(source: str | int | Path = "0", model: Path | str | None = None, detector=None,
+             threshold: float = config.THRESHOLD, record: Path | None = None, show: bool | None = None,
+             max_frames: int | None = None, mirror: bool = False, smooth: str = config.TRACK_SMOOTHER,
+             force: bool = False, live: bool | None = None, keep_tracks: bool = False,
+             pace: bool | None = None, stall_seconds: float = config.LIVE_STALL_SECONDS) -> LiveStats:
+    """Track the face on `source` until it ends or is stopped; return the stats (also on Ctrl-C or disconnect).
+
+    detector: anything with detect(frame_bgr) -> Detection; None loads `model` (None: your trained model if
+    models/facetracker.keras exists, else the bundled one) through Detector. show None: show when a display exists.
+    live None: from the source (camera/URL live, file not); True treats a file like a camera (drops frames).
+    pace None: a file shown in a window plays at its own frame rate, otherwise as fast as possible.
+    stall_seconds: a live source that delivers nothing for this long counts as disconnected."""
+    _check_options(threshold, smooth, max_frames)
+    show = _resolve_show(show)
+    record = Path(record) if record is not None else None
+    if record is not None:
+        check_record_path(record, force)  # before loading a model or opening a camera
+    capture = open_source(source)  # a missing camera fails in a second, before the model loads
+    try:
+        detector = detector or _load_detector(model)
+        _warm_up(detector)
+    except BaseException:
+        capture.release()
+        raise
+    live = is_live(source) if live is None else live
+    source_fps = _source_fps(capture)
+    pace = (show and not live) if pace is None else pace
+    stats = LiveStats(source=describe(source), runtime=getattr(detector, "runtime_name", type(detector).__name__))
+    reader = FrameReader(capture, source, live=live, queue_frames=config.LIVE_QUEUE_FRAMES,
+                         stall_seconds=stall_seconds)
+    loop = _Loop(detector, Tracker(threshold=threshold, smooth=smooth), mirror, show, stats, keep_tracks)
+    recorder = None
+    with _GracefulStop() as stop:
+        try:
+            if record is not None:
+                recorder = VideoRecorder(record, source_fps or FALLBACK_FPS, force=force)
+            with reader:
+                stats.stop_reason = loop.run(reader, recorder, max_frames, stop, source_fps if pace else None)
+        except SourceEnded as exc:
+            if stats.frames == 0:
+                raise
+            stats.stop_reason, stats.message, stats.exit_code = "source stopped", str(exc), exc.exit_code
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping, or one outside the loop
+            stats.stop_reason, stats.message, stats.exit_code = "interrupted", "stopped by Ctrl-C", 130
+        finally:
+            with _GracefulStop():  # a Ctrl-C now must not leave a half-finished recording
+                reader.close()
+                _finish(recorder, stats)
+                if show:
+                    _close_window()
+    if stop.signal and not stats.message:
+        name = signal.Signals(stop.signal).name
+        stats.stop_reason, stats.exit_code = "interrupted", 128 + stop.signal
+        stats.message = f"stopped by {'Ctrl-C' if stop.signal == signal.SIGINT else name}"
+    stats.dropped = reader.dropped
+    return stats
+
+
+class _Loop:
+    """One frame at a time: detect, track, draw, record, show; collects the stats."""
+
+    def __init__(self, detector, tracker: Tracker, mirror: bool, show: bool, stats: LiveStats, keep_tracks: bool):
+        self.detector, self.tracker, self.mirror, self.show = detector, tracker, mirror, show
+        self.stats, self.keep_tracks = stats, keep_tracks
+        self.latencies: list[float] = []
+        self.done_times: deque[float] = deque(maxlen=30)  # recent frame completions, for the on-screen FPS
+        self.status = (0.0, 0)  # (FPS, dropped) on screen, refreshed a few times a second to stay readable
+        self.status_time = 0.0
+
+    def run(self, reader: FrameReader, recorder, max_frames: int | None, stop: _GracefulStop,
+            pace_fps: float | None) -> str:
+        stats, first = self.stats, None
+        try:
+            while max_frames is None or stats.frames < max_frames:
+                if stop.signal:
+                    return "interrupted"
+                frame = reader.read()
+                if frame is None:
+                    return "end of video"
+                start = time.perf_counter()
+                first = first or start
+                image = cv2.flip(frame.image, 1) if self.mirror else frame.image
+                detection = self.detector.detect(image)
+                track = self.tracker.update(detection.score, detection.box)
+                _draw_track(image, track)
+                draw_status(image, *self._status(start, reader.dropped))
+                if recorder is not None:
+                    recorder.write(image)
+                if self.show:
+                    cv2.imshow(config.LIVE_WINDOW, image)
+                done = time.perf_counter()
+                self._count(frame.index, track, done - start, done)
+                if self.show:
+                    reason = _handle_window(_pace_delay_ms(pace_fps, start))
+                    if reason:
+                        return reason
+            return "max frames"
+        finally:
+            self._finish_stats(first)
+
+    def _count(self, index: int, track: Track, latency: float, done: float) -> None:
+        self.latencies.append(latency)
+        self.done_times.append(done)
+        self.stats.frames += 1
+        self.stats.faces += track.visible
+        if self.keep_tracks:
+            self.stats.tracks.append(track)
+            self.stats.indices.append(index)
+
+    def _status(self, now: float, dropped: int) -> tuple[float, int]:
+        if now - self.status_time >= STATUS_REFRESH_SECONDS:
+            times = self.done_times
+            fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+            self.status, self.status_time = (fps, dropped), now
+        return self.status
+
+    def _finish_stats(self, first: float | None) -> None:
+        stats = self.stats
+        if first is not None and self.done_times:
+            stats.seconds = self.done_times[-1] - first
+            stats.fps = stats.frames / stats.seconds if stats.seconds > 0 else 0.0
+        if self.latencies:
+            p50, p95 = np.percentile(self.latencies, [50, 95]) * 1000.0
+            stats.latency_p50_ms, stats.latency_p95_ms = float(p50), float(p95)
+
+
+class _GracefulStop:
+    """Turn SIGINT/SIGTERM into a flag the loop checks between frames, so a frame is never half-written.
+
+    A second signal while the flag is set raises KeyboardInterrupt (the user insists). Signal handlers can only be
+    installed from the main thread; elsewhere this does nothing and Ctrl-C behaves as usual."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, _frame) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _check_options(threshold: float, smooth: str, max_frames: int | None) -> None:
+    if not (0.0 <= threshold <= 1.0) or math.isnan(threshold):
+        raise FacetrackerError(f"threshold must be between 0 and 1, got {threshold}", None, "try --threshold 0.5")
+    if smooth not in SMOOTHERS:
+        raise FacetrackerError(f"unknown smoothing '{smooth}'", None, f"choose one of: {', '.join(SMOOTHERS)}")
+    if max_frames is not None and max_frames < 1:
+        raise FacetrackerError(f"--max-frames must be at least 1, got {max_frames}")
+
+
+def _resolve_show(show: bool | None) -> bool:
+    problem = display_problem(wayland_ok=False)  # OpenCV's Qt aborts the process without a display: ask first
+    if show is None:
+        return problem is None
+    if show and problem:
+        raise FacetrackerError(f"cannot show a window: {problem}", None,
+                               f"use --no-show (add --record out.mp4 to keep the annotated video) or {HOW_TO_GET_ONE}")
+    return show
+
+
+def _load_detector(model: Path | str | None):
+    return Detector.load(resolve_model_path(model))
+
+
+def _warm_up(detector, calls: int = 3) -> None:
+    """First calls allocate buffers and plan kernels (tens of ms): pay that before the first real frame."""
+    blank = np.zeros((480, 640, 3), np.uint8)
+    for _ in range(calls):
+        detector.detect(blank)
+
+
+def _source_fps(capture: cv2.VideoCapture) -> float | None:
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return float(fps) if math.isfinite(fps) and 1.0 <= fps <= 240.0 else None
+
+
+def _pace_delay_ms(pace_fps: float | None, start: float) -> int:
+    if not pace_fps:
+        return 1
+    remaining = 1.0 / pace_fps - (time.perf_counter() - start)
+    return max(1, int(remaining * 1000))
+
+
+def _handle_window(delay_ms: int) -> str | None:
+    key = cv2.waitKey(delay_ms) & 0xFF
+    if key in QUIT_KEYS:
+        return "quit key"
+    if cv2.getWindowProperty(config.LIVE_WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+        return "window closed"
+    return None
+
+
+def _close_window() -> None:
+    try:
+        cv2.destroyWindow(config.LIVE_WINDOW)
+        cv2.waitKey(1)  # let the GUI loop actually remove it
+    except cv2.error:
+        pass  # the user already closed it
+
+
+def _draw_track(image: np.ndarray, track: Track) -> None:
+    if track.visible:  # hysteresis, not this frame's score, decides: the box stays on a briefly low score
+        draw_track_box(image, track.box, f"face {track.score:.2f}")
+    else:
+        draw_note(image, f"no face {track.score:.2f}")
+
+
+def _finish(recorder, stats: LiveStats) -> None:
+    if recorder is None:
+        return
+    path = recorder.close()
+    stats.record = str(path) if path else None
+    stats.recorded_frames = recorder.frames

@@ -1,0 +1,392 @@
+"""`facetracker augment` on copies of the real data: boxes follow the face, outputs are reproducible and atomic."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from facetracker.augment import augment_dataset
+from facetracker.augment_pipeline import (background_pipeline, background_regions, image_seed, overlaps,
+                                          seed_pipeline, variant_pipeline)
+from facetracker.cli import app
+from facetracker.config import AUG_MIN_VISIBILITY
+from facetracker.errors import FacetrackerError
+from facetracker.files import read_image
+from facetracker.labels import parse_label, scan
+from facetracker.split import split_dataset
+from spoil import BAD_INPUT, spoil_first_face
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 256
+PARTS = ("train", "val", "test")
+
+
+@pytest.fixture
+def split_copy(dataset_copy, tmp_path):
+    """Factory: a split copy of real data (data/{train,val,test}) in tmp_path."""
+
+    def make(name="webcam-b", limit=4, negatives=1, dest=None, ratios=(0.5, 0.25, 0.25)):
+        data = dataset_copy(name, limit=limit, negatives=negatives, dest=dest or tmp_path / "data")
+        split_dataset(data, ratios=ratios)
+        return data
+
+    return make
+
+
+def labels_of(out: Path) -> dict[str, dict]:
+    return {f"{p.parent.parent.name}/{p.name}": json.loads(p.read_text()) for p in sorted(out.rglob("*.json"))}
+
+
+def by_name(labels: dict[str, dict]) -> dict[str, dict]:
+    return {key.split("/", 1)[1]: label for key, label in labels.items()}
+
+
+def sources(data: Path) -> list:
+    """Samples of every part (image, label, size, box) as labels.scan reads them."""
+    return [s for part in PARTS for s in scan(data / part / "images", data / part / "labels").samples]
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def assert_one_line_error(result, *words: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def assert_same_picture(written_path: Path, replayed_rgb) -> None:
+    """The written JPEG shows the replayed image (blurred first: JPEG drops the pixel noise of GaussNoise)."""
+    written = cv2.cvtColor(cv2.imread(str(written_path)), cv2.COLOR_BGR2RGB)
+    a, b = (cv2.GaussianBlur(x, (5, 5), 0).astype(int) for x in (written, replayed_rgb))
+    assert np.abs(a - b).mean() < 2, written_path
+
+
+def assert_contract(out: Path, data: Path, variants: int, background: int) -> dict[str, int]:
+    """Every file follows the folder contract; returns counts of classes."""
+    counts = {"faces": 0, "negatives": 0}
+    for part in PARTS:
+        stems = {p.stem for p in (data / part / "images").glob("*.jpg")}
+        for label_path in (out / part / "labels").glob("*.json"):
+            label = json.loads(label_path.read_text())
+            assert set(label) == {"image", "bbox", "class"}
+            stem, k = label_path.stem.rsplit(".", 1)
+            assert stem in stems and 0 <= int(k) < variants + background and label["image"] == f"{label_path.stem}.jpg"
+            image = cv2.imread(str(out / part / "images" / label["image"]))
+            assert image.shape == (SIZE, SIZE, 3)
+            x1, y1, x2, y2 = label["bbox"]
+            if label["class"] == 1:
+                assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1, label
+                counts["faces"] += 1
+            else:
+                assert label["class"] == 0 and label["bbox"] == [0, 0, 0, 0], label
+                counts["negatives"] += 1
+        assert len(list((out / part / "images").glob("*.jpg"))) == len(list((out / part / "labels").glob("*.json")))
+    return counts
+
+
+def check_boxes_against_pixels(data: Path, out: Path, seed: int, variants: int) -> dict[str, int]:
+    """Replay each image's seeded pipeline with a mask of the face box and compare with the written files.
+
+    The mask goes through the same geometry as the pixels, so the written box must frame the mask; the replay
+    must also reproduce the written image, which proves the files are exactly this transform's output."""
+    seen = {"flips": 0, "full_frames": 0, "affine": 0, "cut_out": 0, "kept": 0}
+    for sample in sources(data):
+        if not sample.has_face:
+            continue
+        rgb = cv2.cvtColor(read_image(sample.image), cv2.COLOR_BGR2RGB)
+        height, width = rgb.shape[:2]
+        x1, y1, x2, y2 = sample.box
+        mask = np.zeros((height, width), np.uint8)
+        mask[round(y1):round(y2), round(x1):round(x2)] = 1
+        pipeline = seed_pipeline(variant_pipeline(width, height, SIZE), image_seed(seed, sample.image.stem))
+        pipeline.save_applied_params = True
+        part_out = out / sample.image.parent.parent.name
+        for k in range(variants):
+            replay = pipeline(image=rgb, mask=mask, bboxes=[sample.box], classes=[1])
+            name = f"{sample.image.stem}.{k}"
+            assert_same_picture(part_out / "images" / f"{name}.jpg", replay["image"])
+            label = json.loads((part_out / "labels" / f"{name}.json").read_text())
+            applied = {n: params for n, params in replay["applied_transforms"]}
+            crop = applied.get("RandomResizedCrop", {}).get("crop_coords")
+            if crop and "Affine" not in applied:  # visibility is exact from the crop alone
+                cx1, cy1, cx2, cy2 = crop
+                kept = max(0, min(x2, cx2) - max(x1, cx1)) * max(0, min(y2, cy2) - max(y1, cy1)) / (
+                    (x2 - x1) * (y2 - y1))
+                assert (label["class"] == 1) == (kept >= AUG_MIN_VISIBILITY), (name, kept, label)
+            if label["class"] == 0:
+                seen["cut_out"] += 1
+                continue
+            seen["kept"] += 1
+            ys, xs = np.nonzero(replay["mask"])
+            framed = (xs.min() / SIZE, ys.min() / SIZE, (xs.max() + 1) / SIZE, (ys.max() + 1) / SIZE)
+            # Affine rotation: albumentations fits the box to the rotated face ellipse, tighter than the mask corners.
+            assert iou(framed, label["bbox"]) > (0.7 if "Affine" in applied else 0.9), (name, framed, label)
+            seen["affine"] += "Affine" in applied
+            if "Resize" in applied and "Affine" not in applied:  # whole frame: the box is just scaled (and mirrored)
+                seen["full_frames"] += 1
+                expected = [x1 / width, y1 / height, x2 / width, y2 / height]
+                if "HorizontalFlip" in applied:
+                    expected = [1 - expected[2], expected[1], 1 - expected[0], expected[3]]
+                    seen["flips"] += 1
+                assert np.allclose(label["bbox"], expected, atol=1e-4), (name, label, expected)
+    return seen
+
+
+def test_output_follows_the_contract_and_negatives_stay_class_0(split_copy, tmp_path):
+    data = split_copy("webcam-a", limit=4, negatives=2)
+    out = tmp_path / "aug"
+    summary = augment_dataset(data, out, variants=3, seed=0, workers=1, background_crops=2)
+    counts = assert_contract(out, data, variants=3, background=2)
+    assert summary.images == 6 and summary.total("variants") == 18 and not summary.skipped
+    assert counts["faces"] == summary.total("faces")
+    assert counts["negatives"] == 2 * 3 + summary.total("cut_out") + summary.total("background")
+    negatives = [s.image.stem for s in sources(data) if not s.has_face]
+    for label in labels_of(out).values():
+        if label["image"].split(".")[0] in negatives:
+            assert label["class"] == 0 and label["bbox"] == [0, 0, 0, 0]
+    assert not list(tmp_path.glob("aug.partial-*"))
+
+
+def test_boxes_follow_the_face_through_crops_flips_and_rotations(split_copy, tmp_path):
+    data = split_copy("webcam-b", limit=4, negatives=0)
+    out = tmp_path / "aug"
+    summary = augment_dataset(data, out, variants=30, seed=3, workers=1, background_crops=0)
+    seen = check_boxes_against_pixels(data, out, seed=3, variants=30)
+    assert seen["cut_out"] == summary.total("cut_out")
+    assert seen["flips"] and seen["full_frames"] and seen["affine"] and seen["kept"] > 60, seen
+
+
+def test_crops_that_cut_the_face_out_are_class_0_and_counted(split_copy, tmp_path):
+    # webcam-a faces sit near the frame edges often enough for crops to lose them.
+    data = split_copy("webcam-a", limit=4, negatives=0)
+    out = tmp_path / "aug"
+    summary = augment_dataset(data, out, variants=25, seed=1, workers=1, background_crops=0)
+    seen = check_boxes_against_pixels(data, out, seed=1, variants=25)
+    assert summary.total("cut_out") > 0 and seen["cut_out"] == summary.total("cut_out")
+    assert f"{summary.total('cut_out')} boxes cut out" in summary.line()
+
+
+def test_background_crops_come_from_face_free_regions(split_copy, tmp_path):
+    data = split_copy("webcam-c", limit=4, negatives=1)
+    out = tmp_path / "aug"
+    summary = augment_dataset(data, out, variants=2, seed=5, workers=1, background_crops=4)
+    assert summary.total("background") > 0
+    checked = 0
+    for sample in sources(data):
+        if not sample.has_face:
+            continue
+        rgb = cv2.cvtColor(read_image(sample.image), cv2.COLOR_BGR2RGB)
+        rng = np.random.default_rng(image_seed(5, sample.image.stem, "background"))
+        regions = background_regions(*sample.size, sample.box, 4, rng)
+        pipeline = seed_pipeline(background_pipeline(SIZE), image_seed(5, sample.image.stem, "bg-pixels"))
+        part_out = out / sample.image.parent.parent.name
+        for j, (x1, y1, x2, y2) in enumerate(regions):
+            assert not overlaps((x1, y1, x2, y2), sample.box)
+            name = f"{sample.image.stem}.{2 + j}"
+            label = json.loads((part_out / "labels" / f"{name}.json").read_text())
+            assert label == {"image": f"{name}.jpg", "bbox": [0, 0, 0, 0], "class": 0}
+            replay = pipeline(image=np.ascontiguousarray(rgb[y1:y2, x1:x2]))["image"]
+            assert_same_picture(part_out / "images" / f"{name}.jpg", replay)
+            checked += 1
+        assert not (part_out / "labels" / f"{sample.image.stem}.{2 + len(regions)}.json").exists()
+    assert checked == summary.total("background")
+
+
+@pytest.mark.parametrize("size", [(480, 640), (1280, 720), (200, 150)])
+def test_background_regions_never_touch_the_face_on_any_image_size(datasets_dir, size):
+    for label in sorted((datasets_dir / "webcam-b" / "labels").glob("*.json"))[:30]:
+        # The real boxes of 640x480 frames, scaled as if the camera had another size.
+        real = parse_label(label, (640, 480)).box
+        sx, sy = size[0] / 640, size[1] / 480
+        box = (real[0] * sx, real[1] * sy, real[2] * sx, real[3] * sy)
+        for seed in range(5):
+            for region in background_regions(*size, box, 6, np.random.default_rng(seed)):
+                assert not overlaps(region, box) and 0 <= region[0] < region[2] <= size[0]
+                assert 0 <= region[1] < region[3] <= size[1] and min(region[2] - region[0], region[3] - region[1]) >= 32
+
+
+def test_same_seed_gives_the_same_output_whatever_the_worker_count(split_copy, tmp_path):
+    data = split_copy("webcam-c", limit=5, negatives=1)
+    serial, parallel, other = tmp_path / "serial", tmp_path / "parallel", tmp_path / "other"
+    augment_dataset(data, serial, variants=3, seed=11, workers=1, background_crops=1)
+    augment_dataset(data, parallel, variants=3, seed=11, workers=2, background_crops=1)
+    augment_dataset(data, other, variants=3, seed=12, workers=2, background_crops=1)
+    assert labels_of(serial) == labels_of(parallel)
+    images = sorted(serial.rglob("*.jpg"))
+    assert [p.read_bytes() for p in images] == [(parallel / p.relative_to(serial)).read_bytes() for p in images]
+    assert labels_of(serial) != labels_of(other)
+
+
+def test_refuses_an_existing_output_without_force_and_rebuilds_with_it(split_copy, tmp_path):
+    data = split_copy("webcam-a", limit=2, negatives=1)
+    out = tmp_path / "aug"
+    augment_dataset(data, out, variants=2, workers=1, background_crops=0)
+    first = labels_of(out)
+    result = cli("augment", "--data", str(data), "--out", str(out), "--variants", "3")
+    assert_one_line_error(result, "already has files", "--force")
+    assert labels_of(out) == first
+    result = cli("augment", "--data", str(data), "--out", str(out), "--variants", "3", "--force", "--workers", "1",
+                 "--background-crops", "0")
+    assert result.exit_code == 0, result.output
+    assert len(labels_of(out)) == 9 and "9 variants written" in result.output
+    (out / "notes.txt").write_text("mine")  # --force must not delete what augment did not write
+    assert_one_line_error(cli("augment", "--data", str(data), "--out", str(out), "--force"), "did not write")
+    assert (out / "notes.txt").exists()
+
+
+def test_output_inside_or_over_the_data_is_refused(split_copy):
+    data = split_copy("webcam-a", limit=2, negatives=0)
+    for out in (data, data / "train", data.parent):
+        with pytest.raises(FacetrackerError, match="overlaps the data folder"):
+            augment_dataset(data, out, variants=1, force=True)
+
+
+def test_ctrl_c_leaves_no_half_written_output(split_copy, tmp_path):
+    data = split_copy("webcam-b", limit=12, negatives=0)
+    out = tmp_path / "aug"
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "facetracker", "augment", "--data", str(data), "--out", str(out),
+         "--variants", "60", "--workers", "2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.glob("aug.partial-*/train/images/*.jpg")):  # wait until files are being written
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # like Ctrl-C in a terminal: the parent and every worker get it
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert b"Traceback" not in stderr
+    assert not out.exists() and not list(tmp_path.glob("aug.partial-*"))
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+
+
+def _resized_copy(data: Path, size: tuple[int, int]) -> None:
+    """Resize every image of data/images to size, scaling its labelme box (a different camera)."""
+    for image_path in (data / "images").glob("*.jpg"):
+        image = cv2.imread(str(image_path))
+        sx, sy = size[0] / image.shape[1], size[1] / image.shape[0]
+        cv2.imwrite(str(image_path), cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        label_path = data / "labels" / f"{image_path.stem}.json"
+        if label_path.exists():
+            label = json.loads(label_path.read_text())
+            for shape in label["shapes"]:
+                shape["points"] = [[x * sx, y * sy] for x, y in shape["points"]]
+            label.update(imageWidth=size[0], imageHeight=size[1], imageData=None)
+            label_path.write_text(json.dumps(label))
+
+
+@pytest.mark.parametrize("size", [(480, 640), (1280, 720), (200, 150)])
+def test_odd_image_sizes_give_square_outputs_with_consistent_boxes(dataset_copy, tmp_path, size):
+    data = dataset_copy("webcam-c", limit=3, negatives=1, dest=tmp_path / "data")
+    _resized_copy(data, size)
+    split_dataset(data, ratios=(0.5, 0.25, 0.25))
+    out = tmp_path / "aug"
+    summary = augment_dataset(data, out, variants=8, seed=2, workers=1, background_crops=2)
+    assert summary.images == 4 and not summary.skipped
+    assert_contract(out, data, variants=8, background=2)
+    check_boxes_against_pixels(data, out, seed=2, variants=8)
+
+
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_labels_and_images_are_skipped_or_read_right(dataset_copy, tmp_path, case):
+    clean = dataset_copy("webcam-b", limit=3, negatives=1, dest=tmp_path / "clean")
+    data = dataset_copy("webcam-b", limit=3, negatives=1, dest=tmp_path / "data")
+    image, _ = spoil_first_face(data, case)
+    for folder in (clean, data):
+        split_dataset(folder, ratios=(0.5, 0.25, 0.25))
+        if not BAD_INPUT[case][1]:  # split leaves an unusable pair behind: put it where augment will meet it
+            for kind, name in (("images", image.name), ("labels", f"{image.stem}.json")):
+                if (folder / kind / name).exists():
+                    (folder / kind / name).rename(folder / "train" / kind / name)
+    result = cli("augment", "--data", str(data), "--out", str(tmp_path / "aug"), "--variants", "2",
+                 "--workers", "1", "--background-crops", "0")
+    assert result.exit_code == 0, result.output
+    augment_dataset(clean, tmp_path / "aug-clean", variants=2, workers=1, background_crops=0)
+    # Keyed by file name: the part may differ (one face fewer changes the split), each image's output does not.
+    spoilt, reference = (by_name(labels_of(tmp_path / name)) for name in ("aug", "aug-clean"))
+    mine = {k: v for k, v in spoilt.items() if image.stem in k}
+    others = {k: v for k, v in spoilt.items() if image.stem not in k}
+    assert others == {k: v for k, v in reference.items() if image.stem not in k}
+    usable, box = BAD_INPUT[case][1:]
+    if not usable:
+        assert not mine and "1 skipped" in result.output and "warning" in result.output
+    elif box == "none":
+        assert len(mine) == 2 and all(v["class"] == 0 for v in mine.values())
+    else:
+        assert mine == {k: v for k, v in reference.items() if image.stem in k}
+
+
+def test_one_corrupt_image_among_many_is_skipped_and_counted(split_copy, tmp_path):
+    data = split_copy("webcam-a", limit=5, negatives=2)
+    victim = next((data / "train" / "images").glob("*.jpg"))
+    victim.write_bytes(victim.read_bytes()[:5000])
+    summary = augment_dataset(data, tmp_path / "aug", variants=2, workers=2, background_crops=0)
+    assert summary.images == 6 and len(summary.skipped) == 1 and victim.name in summary.skipped[0].skipped
+    assert "1 skipped" in summary.line() and victim.exists()
+
+
+def test_bad_paths_and_folders_give_one_line(dataset_copy, tmp_path):
+    assert_one_line_error(cli("augment", "--data", str(tmp_path / "nowhere")), "not found")
+    unsplit = dataset_copy("webcam-a", limit=2, negatives=0, dest=tmp_path / "unsplit")
+    assert_one_line_error(cli("augment", "--data", str(unsplit), "--out", str(tmp_path / "a")), "facetracker split")
+    empty = tmp_path / "empty"
+    for part in PARTS:
+        (empty / part / "images").mkdir(parents=True)
+    assert_one_line_error(cli("augment", "--data", str(empty), "--out", str(tmp_path / "b")), "no images")
+    broken = dataset_copy("webcam-a", limit=2, negatives=0, dest=tmp_path / "broken")
+    split_dataset(broken, ratios=(0.5, 0.25, 0.25))
+    for image in broken.rglob("*.jpg"):
+        image.write_bytes(b"not a jpeg")
+    assert_one_line_error(cli("augment", "--data", str(broken), "--out", str(tmp_path / "c"), "--workers", "1"),
+                          "no usable image")
+    assert not (tmp_path / "c").exists() and not list(tmp_path.glob("c.partial-*"))
+
+
+def test_read_only_output_folder_gives_one_line(split_copy, tmp_path):
+    data = split_copy("webcam-a", limit=2, negatives=0)
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    parent.chmod(0o555)
+    immutable = os.geteuid() == 0  # root ignores permissions: make the folder immutable instead
+    if immutable:
+        subprocess.run(["chattr", "+i", str(parent)], check=True)
+    try:
+        assert_one_line_error(cli("augment", "--data", str(data), "--out", str(parent / "aug")), "writable")
+        assert not list(parent.iterdir())
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(parent)], check=True)
+        parent.chmod(0o755)
+
+
+def test_label_option_reaches_the_workers(dataset_copy, tmp_path):
+    data = dataset_copy("webcam-a", limit=3, negatives=0)
+    image, _ = spoil_first_face(data, "unknown class")  # its rectangle is now called "person"
+    split_dataset(data, ratios=(0.5, 0.25, 0.25), face_labels=("face", "person"))
+    summary = augment_dataset(data, tmp_path / "aug", variants=2, workers=2, background_crops=0,
+                              face_labels=("face", "person"))
+    assert not summary.skipped
+    mine = [v for k, v in labels_of(tmp_path / "aug").items() if image.stem in k]
+    assert len(mine) == 2 and any(v["class"] == 1 for v in mine)
