@@ -68,7 +68,7 @@ def main() -> None:
             out = root / f"aug_data_w{workers}"
             summary = augment_dataset(root / "data", out, variants=args.variants, workers=workers, force=True,
                                       console=quiet)
-            files = summary.total("variants") + summary.total("background")
+            files = summary.total("variants") + summary.total("background") + summary.total("pasted")
             rows.append((workers, summary.images, files, summary.seconds))
             print(summary.line())
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -26,7 +26,7 @@ def measure_train_step(backbone: str, image_size: int | None = None, batch_size:
     from facetracker.train import learning_rate_schedule
 
     model = build_model(backbone, image_size=image_size, weights=None)
-    model.compile(keras.optimizers.Adam(learning_rate_schedule(config.LEARNING_RATE, 1, steps)))
+    model.compile(keras.optimizers.Adam(learning_rate_schedule(config.LEARNING_RATE["scratch"], 1, steps)))
     size = model.image_size
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32")

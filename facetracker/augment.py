@@ -20,17 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from facetracker import config
 from facetracker.augment_worker import ImageResult, ImageTask, augment_image, init_worker
 from facetracker.errors import FacetrackerError
+from facetracker.output import warn
 from facetracker.files import ensure_writable_dir, list_images
 from facetracker.labels import ORPHAN
 from facetracker.safe_moves import deferred_interrupt
 
-MAX_WARNINGS = 20
 PARTIAL = ".partial-"
 
 
@@ -52,11 +51,12 @@ class AugmentSummary:
         return [r for r in self.results if r.skipped is not None]
 
     def line(self) -> str:
-        written = self.total("variants") + self.total("background")
+        written = self.total("variants") + self.total("background") + self.total("pasted")
         rate = self.images / self.seconds if self.seconds else 0.0
         return (f"augment: {self.images} images in, {self.total('variants')} variants written "
                 f"({self.total('cut_out')} boxes cut out by a crop -> class 0), "
-                f"{self.total('background')} background negatives, {len(self.skipped)} skipped, "
+                f"{self.total('background')} background negatives, {self.total('pasted')} pasted faces, "
+                f"{len(self.skipped)} skipped, "
                 f"{self.seconds:.1f} s, {rate:.2f} images/s ({written / max(self.seconds, 1e-9):.0f} files/s) "
                 f"-> {self.out}")
 
@@ -65,23 +65,26 @@ def augment_dataset(data: Path = config.DATA_DIR, out: Path = config.AUG_DIR, va
                     seed: int = config.AUG_SEED, workers: int = 1, force: bool = False,
                     face_labels: tuple[str, ...] = config.FACE_LABELS,
                     background_crops: int = config.AUG_BACKGROUND_CROPS, size: int = config.AUG_IMAGE_SIZE,
-                    console: Console | None = None) -> AugmentSummary:
+                    pastes: int = config.AUG_PASTES, console: Console | None = None) -> AugmentSummary:
     """Augment every image of data/{train,val,test} into out/{train,val,test}. Returns the summary."""
     console = console or Console()
     started = time.perf_counter()
     data, out = Path(data), Path(out)
-    if variants < 1 or background_crops < 0 or workers < 1:
-        raise FacetrackerError("variants and workers must be at least 1, background crops at least 0",
-                               f"variants={variants} workers={workers} background_crops={background_crops}")
+    if variants < 1 or background_crops < 0 or workers < 1 or pastes < 0:
+        raise FacetrackerError("variants and workers must be at least 1, background crops and pastes at least 0",
+                               f"variants={variants} workers={workers} background_crops={background_crops} "
+                               f"pastes={pastes}")
     parts = split_parts(data)
     check_output(data, out, force)
     sources, warnings = find_sources(parts)
     if not sources:
         raise FacetrackerError("no images in the split folders", data, "run `facetracker split` after collecting")
-    _print_warnings(warnings, console)
+    warn(console, warnings)
     partial = make_partial(out, parts)
     try:
-        tasks = [ImageTask(part, image, label, partial / part, variants, background_crops, seed, size, face_labels)
+        by_part = {part: tuple((i, lab) for p, i, lab in sources if p == part) for part in parts}
+        tasks = [ImageTask(part, image, label, partial / part, variants, background_crops, seed, size, face_labels,
+                           pastes, tuple(s for s in by_part[part] if s[0] != image))
                  for part, image, label in sources]
         results = run_tasks(tasks, workers, console)
         summary = AugmentSummary(out=out, results=results, seconds=time.perf_counter() - started)
@@ -233,27 +236,21 @@ def _pool(workers: int, initializer):
     return context.Pool(workers, initializer=initializer)
 
 
-def _print_warnings(lines: list[str], console: Console) -> None:
-    for line in lines[:MAX_WARNINGS]:
-        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
-    if len(lines) > MAX_WARNINGS:
-        console.print(f"[yellow]warning:[/] ... and {len(lines) - MAX_WARNINGS} more")
-
-
 def _report(summary: AugmentSummary, console: Console) -> None:
-    _print_warnings([f"skipped {r.skipped}" for r in summary.skipped], console)
+    warn(console, [f"skipped {r.skipped}" for r in summary.skipped])
     quirks = Counter()
     for result in summary.results:
         quirks.update(result.quirks)
     for quirk, count in sorted(quirks.items()):
         console.print(f"note: {count} {quirk}", highlight=False, soft_wrap=True)
     table = Table(title=f"Augmented data in {summary.out}")
-    for column in ("part", "images", "variants", "with face", "cut out", "background", "skipped"):
+    for column in ("part", "images", "variants", "with face", "cut out", "background", "pasted", "skipped"):
         table.add_column(column, justify="left" if column == "part" else "right")
     for part in sorted({r.part for r in summary.results}, key=config.SPLITS.index):
         images = sum(r.skipped is None for r in summary.results if r.part == part)
         skipped = sum(r.skipped is not None for r in summary.results if r.part == part)
         table.add_row(part, str(images), *(str(summary.total(n, part)) for n in
-                                           ("variants", "faces", "cut_out", "background")), str(skipped))
+                                           ("variants", "faces", "cut_out", "background", "pasted")),
+                      str(skipped))
     console.print(table)
     console.print(summary.line(), highlight=False, soft_wrap=True)

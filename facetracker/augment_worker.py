@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from facetracker import config
-from facetracker.augment_pipeline import (background_pipeline, background_regions, image_seed, seed_pipeline,
-                                          variant_pipeline)
+from facetracker.augment_pipeline import (background_pipeline, background_regions, image_seed, paste_face,
+                                          paste_pipeline, seed_pipeline, variant_pipeline)
 from facetracker.errors import FacetrackerError
 from facetracker.files import read_image
 from facetracker.labels import parse_label
@@ -33,6 +33,8 @@ class ImageTask:
     seed: int
     size: int
     face_labels: tuple[str, ...]
+    pastes: int = 0  # face pasted onto other images' backgrounds (needs a face and paste_sources)
+    paste_sources: tuple[tuple[Path, Path | None], ...] = ()  # (image, label) of the other images of the part
 
 
 @dataclass
@@ -43,6 +45,7 @@ class ImageResult:
     faces: int = 0  # of which still show the face (class 1)
     cut_out: int = 0  # of which a crop cut the face out (class 0)
     background: int = 0  # face-free background crops written (class 0)
+    pasted: int = 0  # the face pasted onto another image's background (class 1)
     skipped: str | None = None  # why the image could not be used
     quirks: Counter = field(default_factory=Counter)
 
@@ -51,6 +54,7 @@ class ImageResult:
 # and worker, and re-seed it for every image, which is all that makes an image's output reproducible.
 _variant_pipeline = functools.lru_cache(maxsize=16)(variant_pipeline)
 _background_pipeline = functools.lru_cache(maxsize=4)(background_pipeline)
+_paste_pipeline = functools.lru_cache(maxsize=4)(paste_pipeline)
 
 
 def init_worker() -> None:
@@ -72,6 +76,8 @@ def augment_image(task: ImageTask) -> ImageResult:
     _write_variants(task, image, box, result)
     if box is not None and task.background_crops:
         _write_background(task, image, box, result)
+    if box is not None and task.pastes and task.paste_sources:
+        _write_pastes(task, image, box, result)
     return result
 
 
@@ -117,6 +123,51 @@ def _write_background(task: ImageTask, image, box, result: ImageResult) -> None:
         out = pipeline(image=np.ascontiguousarray(image[y1:y2, x1:x2]))
         write_sample(task.out_dir, f"{task.image.stem}.{task.variants + j}", out["image"], None)
         result.background += 1
+
+
+def _write_pastes(task: ImageTask, image, box, result: ImageResult) -> None:
+    """The face pasted onto face-free regions of other images of the same part (backgrounds of other rooms)."""
+    rng = np.random.default_rng(image_seed(task.seed, task.image.stem, "paste"))
+    pipeline = seed_pipeline(_paste_pipeline(task.size), image_seed(task.seed, task.image.stem, "paste-pixels"))
+    first = task.variants + result.background
+    for j in range(task.pastes):
+        canvas = _background_canvas(task, rng)
+        if canvas is None:
+            return
+        composed, pasted_box = paste_face(canvas, image, box, rng)
+        out = pipeline(image=composed, bboxes=[pasted_box], classes=[1])
+        write_sample(task.out_dir, f"{task.image.stem}.{first + j}", out["image"], normalise(out["bboxes"][0], task.size))
+        result.pasted += 1
+
+
+def _background_canvas(task: ImageTask, rng: np.random.Generator, tries: int = 5):
+    """A size x size face-free picture: a region clear of the face of a random other image (a negative: all of
+    it). None when no usable source turns up."""
+    for _ in range(tries):
+        image_path, label_path = task.paste_sources[int(rng.integers(len(task.paste_sources)))]
+        try:
+            other, other_box = _load_source(image_path, label_path, task.face_labels)
+        except FacetrackerError:
+            continue
+        height, width = other.shape[:2]
+        if other_box is None:
+            region = (0, 0, width, height)
+        else:
+            regions = background_regions(width, height, other_box, 1, rng)
+            if not regions:
+                continue
+            region = regions[0]
+        x1, y1, x2, y2 = region
+        return cv2.resize(other[y1:y2, x1:x2], (task.size, task.size), interpolation=cv2.INTER_AREA)
+    return None
+
+
+@functools.lru_cache(maxsize=32)
+def _load_source(image_path: Path, label_path: Path | None, face_labels: tuple[str, ...]):
+    """(RGB image, face box or None) of another image, cached: the same few are drawn many times per worker."""
+    task = ImageTask("", image_path, label_path, Path(), 0, 0, 0, 0, face_labels)
+    image, box, _ = load(task)
+    return image, box
 
 
 def normalise(box, size: int) -> list[float] | None:

@@ -133,13 +133,15 @@ def augment(
     label_names: Optional[List[str]] = typer.Option(None, "--label", help=LABEL_HELP),
     background_crops: int = typer.Option(config.AUG_BACKGROUND_CROPS, min=0,
                                          help="Face-free crops cut from each labelled image as extra negatives."),
+    pastes: int = typer.Option(config.AUG_PASTES, min=0,
+                               help="Copies of each face pasted onto other images' backgrounds (class 1)."),
 ):
     """Write augmented copies of every image with boxes kept consistent."""
     from facetracker.augment import augment_dataset
 
     augment_dataset(data, out, variants=variants, seed=seed, workers=workers or os.cpu_count() or 1,
                     force=force, face_labels=tuple(label_names or config.FACE_LABELS),
-                    background_crops=background_crops)
+                    background_crops=background_crops, pastes=pastes)
 
 
 @app.command()
@@ -202,7 +204,9 @@ def train(
     backbone: Optional[str] = typer.Option(None, help="mobilenetv2 (default) | mobilenetv3small | vgg16."),
     image_size: Optional[int] = typer.Option(None, min=32, help="Square input side (default: 128, vgg16 120)."),
     alpha: Optional[float] = typer.Option(None, help=f"MobileNet width multiplier (default {config.ALPHA})."),
-    lr: float = typer.Option(config.LEARNING_RATE, help="Peak learning rate (warm-up, then cosine decay)."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate, warm-up then cosine decay (default: "
+                                       f"{config.LEARNING_RATE['scratch']:g} from scratch, "
+                                       f"{config.LEARNING_RATE['pretrained']:g} with pretrained weights)."),
     weights: str = typer.Option(config.WEIGHTS, help="Backbone weights: none | imagenet | PATH to a weights file."),
     logdir: Path = typer.Option(config.LOGS_DIR, help="TensorBoard folder (view with: tensorboard --logdir logs)."),
     out: Path = typer.Option(config.DEFAULT_MODEL, help="Where the best model (.keras) is saved."),
@@ -214,7 +218,9 @@ def train(
     run_name: Optional[str] = typer.Option(None, help="TensorBoard run name (default: date-time)."),
     class_weight: float = typer.Option(config.CLASS_WEIGHT, min=0.0, help="Weight of the face-score loss."),
     box_weight: float = typer.Option(config.BOX_WEIGHT, min=0.0, help="Weight of the box loss."),
-    box_loss: str = typer.Option(config.BOX_LOSS, help="corner (the notebook's) | giou | ciou."),
+    box_loss: str = typer.Option(config.BOX_LOSS, help="giou_l1 | giou | ciou | corner (the notebook's)."),
+    preprocessing: str = typer.Option(config.PREPROCESSING, help="auto (backbone's own with pretrained weights, "
+                                      "per-image standardisation from scratch) | tf | caffe | standardize."),
 ):
     """Train the face tracker on augmented data, with TensorBoard logs and resumable checkpoints."""
     from rich.console import Console
@@ -225,7 +231,7 @@ def train(
         data=data, out=out, epochs=epochs, batch_size=batch_size, backbone=backbone, image_size=image_size,
         alpha=alpha, lr=lr, weights=weights, logdir=logdir, run_name=run_name, resume=resume, force=force,
         unsafe=unsafe, patience=patience, strategy=strategy, class_weight=class_weight, box_weight=box_weight,
-        box_loss=box_loss))
+        box_loss=box_loss, preprocessing=preprocessing))
     Console().print(summary_table(result))
 
 
@@ -305,7 +311,7 @@ def export(
     from facetracker.export import export_model
     from facetracker.inference import resolve_model_path
 
-    result = export_model(resolve_model_path(model), format, quantize, data=data, out=out, force=force,
+    result = export_model(resolve_model_path(model, fast=False), format, quantize, data=data, out=out, force=force,
                           unsafe=unsafe)
     tol_score, tol_box = result.tolerance
     typer.echo(f"exported {result.path} ({result.format}, quantize {result.quantize}, "

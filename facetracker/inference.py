@@ -241,22 +241,29 @@ class OnnxRuntime:
 # ---------------------------------------------------------------- Detector
 
 
-def bundled_model_path() -> Path:
-    """The default model shipped inside the package (facetracker/assets/), or one clear error."""
-    asset = resources.files("facetracker") / "assets" / config.BUNDLED_MODEL_NAME
+def bundled_model_path(fast: bool = False) -> Path:
+    """The default model shipped inside the package (facetracker/assets/), or one clear error.
+
+    fast=True: its TFLite export when shipped (same weights, checked by `facetracker export`; ~5x the frame rate
+    of the .keras file through tf.function, see docs/benchmarks.md). Export/training need the .keras file."""
+    assets = resources.files("facetracker") / "assets"
+    if fast and (assets / config.BUNDLED_FAST_MODEL_NAME).is_file():
+        return Path(str(assets / config.BUNDLED_FAST_MODEL_NAME))
+    asset = assets / config.BUNDLED_MODEL_NAME
     if not asset.is_file():
         raise FacetrackerError("no bundled model in this installation", f"facetracker/assets/{config.BUNDLED_MODEL_NAME}",
                                "train one with `facetracker train` and pass --model models/facetracker.keras")
     return Path(str(asset))  # the package is installed as files (not zipped), so the path is real
 
 
-def resolve_model_path(path: Path | str | None) -> Path:
-    """What a command runs when --model is left out: your trained model if it exists, else the bundled one."""
+def resolve_model_path(path: Path | str | None, fast: bool = True) -> Path:
+    """What a command runs when --model is left out: your trained model if it exists, else the bundled one
+    (its TFLite export when fast, the .keras file otherwise)."""
     if path is not None:
         return Path(path)
     if config.DEFAULT_MODEL.exists():
         return config.DEFAULT_MODEL
-    return bundled_model_path()
+    return bundled_model_path(fast)
 
 
 class Detector:
@@ -279,7 +286,7 @@ class Detector:
     def load(cls, path: Path | str | None = None, unsafe: bool = False,
              threads: int = config.INFERENCE_THREADS) -> "Detector":
         """A Detector for a .keras/.tflite/.onnx file or an exported SavedModel folder (None: bundled model)."""
-        path = bundled_model_path() if path is None else Path(path)
+        path = bundled_model_path(fast=True) if path is None else Path(path)
         if not path.exists():
             raise FacetrackerError("model not found", path,
                                    "train one with `facetracker train` or pass --model PATH to a .keras/.tflite/.onnx file")

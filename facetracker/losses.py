@@ -56,7 +56,14 @@ def ciou_loss(true_box, pred_box):
     return 1.0 - ciou
 
 
-BOX_LOSSES = {"corner": corner_loss, "giou": giou_loss, "ciou": ciou_loss}
+def giou_l1_loss(true_box, pred_box, l1_weight: float = 2.5):
+    """GIoU plus the L1 distance of the corners, DETR's box loss (weights 2 : 5): GIoU scores the overlap, while
+    L1 keeps a steady pull on every coordinate, which speeds up training from scratch."""
+    l1 = ops.sum(ops.abs(ops.cast(true_box, "float32") - ops.cast(pred_box, "float32")), axis=-1)
+    return giou_loss(true_box, pred_box) + l1_weight * l1
+
+
+BOX_LOSSES = {"corner": corner_loss, "giou": giou_loss, "ciou": ciou_loss, "giou_l1": giou_l1_loss}
 
 
 def check_box_loss(name: str) -> None:

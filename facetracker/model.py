@@ -37,11 +37,42 @@ class CaffePreprocess(layers.Layer):
         return bgr - ops.convert_to_tensor(CAFFE_MEAN_BGR, dtype=x.dtype)
 
 
+@keras.saving.register_keras_serializable(package="facetracker")
+class Standardize(layers.Layer):
+    """Per-image, per-channel standardisation: each colour channel of each image to mean 0, std 1.
+
+    For backbones trained from scratch (no pretrained weights expecting a fixed input range): it removes what
+    differs most between rooms and cameras -- exposure, contrast and the colour cast of the light -- before the
+    network sees the image, so a bright room or a yellow lamp does not look like a different kind of picture."""
+
+    def call(self, x):
+        mean = ops.mean(x, axis=(1, 2), keepdims=True)
+        std = ops.sqrt(ops.mean(ops.square(x - mean), axis=(1, 2), keepdims=True))
+        return (x - mean) / ops.maximum(std, 1.0)  # floor of 1 grey level: a flat image stays finite
+
+
+PREPROCESSINGS = ("tf", "caffe", "standardize")
+
+
 def preprocessing_layer(kind: str) -> layers.Layer:
     if kind == "caffe":
         return CaffePreprocess(name="preprocess")
+    if kind == "standardize":
+        return Standardize(name="preprocess")
     # "tf": MobileNet family expects [-1, 1]
     return layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")
+
+
+def pick_preprocessing(choice: str, backbone: str, weights) -> str:
+    """`auto`: the backbone's own preprocessing when pretrained weights are loaded (they expect it), per-image
+    standardisation when training from scratch. Otherwise the named one."""
+    check_backbone(backbone)
+    if choice == "auto":
+        scratch = weights is None or str(weights).lower() == "none"
+        return "standardize" if scratch else BACKBONES[backbone][1]
+    if choice not in PREPROCESSINGS:
+        raise FacetrackerError(f"unknown preprocessing '{choice}'", None, f"choose auto or one of: {', '.join(PREPROCESSINGS)}")
+    return choice
 
 
 def default_image_size(backbone: str) -> int:
@@ -107,11 +138,12 @@ class FaceTracker(keras.Model):
 
     def __init__(self, image_size: int | None = None, backbone: str = config.DEFAULT_BACKBONE,
                  alpha: float = config.ALPHA, head_units: int = config.HEAD_UNITS, dropout: float = 0.2,
-                 bn_momentum: float = config.BN_MOMENTUM, weights: str | Path | None = None, **kwargs):
+                 bn_momentum: float = config.BN_MOMENTUM, weights: str | Path | None = None,
+                 preprocessing: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.backbone_name = backbone
         self.image_size = int(image_size or default_image_size(backbone))
-        self.preprocessing = BACKBONES[backbone][1]
+        self.preprocessing = preprocessing or BACKBONES[backbone][1]  # None: the backbone's own
         self.alpha = float(alpha)
         self.head_units = int(head_units)
         self.dropout = float(dropout)
@@ -208,8 +240,6 @@ class FaceTracker(keras.Model):
 
     @classmethod
     def from_config(cls, cfg):
-        cfg = dict(cfg)
-        cfg.pop("preprocessing", None)  # derived from the backbone, kept in the config for readers
         return cls(**cfg)
 
 

@@ -17,17 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from facetracker import config
 from facetracker.errors import FacetrackerError
+from facetracker.output import warn
 from facetracker.files import ensure_writable_dir
 from facetracker.labels import Sample, scan
 from facetracker.safe_moves import PairMove, pending_journal, replay_journal, run_moves
 
 PARTS = config.SPLITS
-MAX_WARNINGS = 20  # longer lists are cut, with a count of the rest
 
 
 @dataclass
@@ -68,7 +67,7 @@ def split_dataset(data: Path = config.DATA_DIR, ratios: Sequence[float] = config
         raise FacetrackerError("data folder not found", data, "run `facetracker collect` first or pass --data")
     resumed = _finish_interrupted_split(data, dry_run, console)
     inventory = take_inventory(data, face_labels)
-    _print_warnings(inventory.warnings, console)
+    warn(console, inventory.warnings)
     plan = plan_split(data, inventory, ratios, seed, force, resumed=resumed)
     check_plan(plan)
     if dry_run:
@@ -221,7 +220,7 @@ def _finish_interrupted_split(data: Path, dry_run: bool, console: Console) -> bo
         return False
     moved, warnings = replay_journal(data)
     console.print(f"finished an interrupted split: {moved} image(s) moved to their planned part")
-    _print_warnings(warnings, console)
+    warn(console, warnings)
     return True
 
 
@@ -246,13 +245,6 @@ def _move_with_progress(plan: SplitPlan, console: Console) -> None:
             console.print("split interrupted between two files: every image is with its label; "
                           "run `facetracker split` again to finish the planned moves")
             raise
-
-
-def _print_warnings(warnings: list[str], console: Console) -> None:
-    for line in warnings[:MAX_WARNINGS]:
-        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
-    if len(warnings) > MAX_WARNINGS:
-        console.print(f"[yellow]warning:[/] ... and {len(warnings) - MAX_WARNINGS} more")
 
 
 def _table(plan: SplitPlan, title: str) -> Table:

@@ -39,7 +39,7 @@ class TrainOptions:
     backbone: str | None = None  # None: the default, or the checkpoint's on --resume
     image_size: int | None = None  # None: the backbone's default, or the checkpoint's
     alpha: float | None = None
-    lr: float = config.LEARNING_RATE
+    lr: float | None = None  # None: config.LEARNING_RATE for scratch or pretrained weights
     weights: str = config.WEIGHTS
     logdir: Path = config.LOGS_DIR
     run_name: str | None = None
@@ -51,6 +51,7 @@ class TrainOptions:
     class_weight: float = config.CLASS_WEIGHT
     box_weight: float = config.BOX_WEIGHT
     box_loss: str = config.BOX_LOSS
+    preprocessing: str = config.PREPROCESSING
     cache: bool | None = None  # None: cache decoded images in RAM when they fit
     image_every: int = config.IMAGE_LOG_EVERY
     verbose: int | str = "auto"
@@ -167,14 +168,17 @@ def train(opts: TrainOptions) -> TrainResult:
 def _check_outputs(opts: TrainOptions, paths: RunPaths) -> None:
     if opts.epochs < 1 or opts.batch_size < 1:
         raise FacetrackerError("--epochs and --batch-size must be at least 1")
+    if opts.lr is not None and not 0 < opts.lr < 1:
+        raise FacetrackerError(f"--lr {opts.lr:g} is not a usable learning rate", None, "use a value like 2e-3 or 1e-4")
     if opts.strategy not in config.STRATEGIES:
         raise FacetrackerError(f"unknown strategy '{opts.strategy}'", None, f"choose one of: {', '.join(config.STRATEGIES)}")
     from facetracker.losses import check_box_loss
-    from facetracker.model import check_backbone
+    from facetracker.model import check_backbone, pick_preprocessing
 
     check_box_loss(opts.box_loss)
     if opts.backbone is not None:
         check_backbone(opts.backbone)
+    pick_preprocessing(opts.preprocessing, opts.backbone or config.DEFAULT_BACKBONE, opts.weights)
     if opts.out.suffix != ".keras":
         raise FacetrackerError("the model is saved in the native Keras format", opts.out, "use an --out ending in .keras")
     if opts.resume:
@@ -235,13 +239,21 @@ def learning_rate_schedule(lr: float, epochs: int, steps_per_epoch: int):
 
 
 def _new_model(opts: TrainOptions, image_size: int, steps_per_epoch: int):
-    from facetracker.model import build_model
+    from facetracker.model import build_model, pick_preprocessing
 
-    model = build_model(opts.backbone or config.DEFAULT_BACKBONE, image_size=image_size,
-                        alpha=opts.alpha if opts.alpha is not None else config.ALPHA, weights=opts.weights)
-    model.compile(keras.optimizers.Adam(learning_rate_schedule(opts.lr, opts.epochs, steps_per_epoch)),
+    backbone = opts.backbone or config.DEFAULT_BACKBONE
+    model = build_model(backbone, image_size=image_size, alpha=opts.alpha if opts.alpha is not None else config.ALPHA,
+                        weights=opts.weights, preprocessing=pick_preprocessing(opts.preprocessing, backbone, opts.weights))
+    model.compile(keras.optimizers.Adam(learning_rate_schedule(peak_learning_rate(opts), opts.epochs, steps_per_epoch)),
                   class_weight=opts.class_weight, box_weight=opts.box_weight, box_loss=opts.box_loss)
     return model
+
+
+def peak_learning_rate(opts: TrainOptions) -> float:
+    if opts.lr is not None:
+        return opts.lr
+    scratch = opts.weights is None or str(opts.weights).lower() == "none"
+    return config.LEARNING_RATE["scratch" if scratch else "pretrained"]
 
 
 def _resume_model(opts: TrainOptions, paths: RunPaths):

@@ -13,12 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
+from clihelp import assert_one_line_error, cli
 from facetracker.augment import augment_dataset
-from facetracker.augment_pipeline import (background_pipeline, background_regions, image_seed, overlaps,
+from facetracker.augment_pipeline import (background_pipeline, background_regions, image_seed, overlaps, paste_face,
                                           seed_pipeline, variant_pipeline)
-from facetracker.cli import app
 from facetracker.config import AUG_MIN_VISIBILITY
 from facetracker.errors import FacetrackerError
 from facetracker.files import read_image
@@ -56,18 +55,6 @@ def sources(data: Path) -> list:
     return [s for part in PARTS for s in scan(data / part / "images", data / part / "labels").samples]
 
 
-def cli(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def assert_one_line_error(result, *words: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
 def iou(a, b) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -82,7 +69,7 @@ def assert_same_picture(written_path: Path, replayed_rgb) -> None:
     assert np.abs(a - b).mean() < 2, written_path
 
 
-def assert_contract(out: Path, data: Path, variants: int, background: int) -> dict[str, int]:
+def assert_contract(out: Path, data: Path, variants: int, background: int, pastes: int = 0) -> dict[str, int]:
     """Every file follows the folder contract; returns counts of classes."""
     counts = {"faces": 0, "negatives": 0}
     for part in PARTS:
@@ -91,7 +78,7 @@ def assert_contract(out: Path, data: Path, variants: int, background: int) -> di
             label = json.loads(label_path.read_text())
             assert set(label) == {"image", "bbox", "class"}
             stem, k = label_path.stem.rsplit(".", 1)
-            assert stem in stems and 0 <= int(k) < variants + background and label["image"] == f"{label_path.stem}.jpg"
+            assert stem in stems and 0 <= int(k) < variants + background + pastes and label["image"] == f"{label_path.stem}.jpg"
             image = cv2.imread(str(out / part / "images" / label["image"]))
             assert image.shape == (SIZE, SIZE, 3)
             x1, y1, x2, y2 = label["bbox"]
@@ -156,10 +143,11 @@ def check_boxes_against_pixels(data: Path, out: Path, seed: int, variants: int) 
 def test_output_follows_the_contract_and_negatives_stay_class_0(split_copy, tmp_path):
     data = split_copy("webcam-a", limit=4, negatives=2)
     out = tmp_path / "aug"
-    summary = augment_dataset(data, out, variants=3, seed=0, workers=1, background_crops=2)
-    counts = assert_contract(out, data, variants=3, background=2)
+    summary = augment_dataset(data, out, variants=3, seed=0, workers=1, background_crops=2, pastes=2)
+    counts = assert_contract(out, data, variants=3, background=2, pastes=2)
     assert summary.images == 6 and summary.total("variants") == 18 and not summary.skipped
-    assert counts["faces"] == summary.total("faces")
+    assert summary.total("pasted") > 0
+    assert counts["faces"] == summary.total("faces") + summary.total("pasted")
     assert counts["negatives"] == 2 * 3 + summary.total("cut_out") + summary.total("background")
     negatives = [s.image.stem for s in sources(data) if not s.has_face]
     for label in labels_of(out).values():
@@ -171,7 +159,7 @@ def test_output_follows_the_contract_and_negatives_stay_class_0(split_copy, tmp_
 def test_boxes_follow_the_face_through_crops_flips_and_rotations(split_copy, tmp_path):
     data = split_copy("webcam-b", limit=4, negatives=0)
     out = tmp_path / "aug"
-    summary = augment_dataset(data, out, variants=30, seed=3, workers=1, background_crops=0)
+    summary = augment_dataset(data, out, variants=30, seed=3, workers=1, background_crops=0, pastes=0)
     seen = check_boxes_against_pixels(data, out, seed=3, variants=30)
     assert seen["cut_out"] == summary.total("cut_out")
     assert seen["flips"] and seen["full_frames"] and seen["affine"] and seen["kept"] > 60, seen
@@ -181,7 +169,7 @@ def test_crops_that_cut_the_face_out_are_class_0_and_counted(split_copy, tmp_pat
     # webcam-a faces sit near the frame edges often enough for crops to lose them.
     data = split_copy("webcam-a", limit=4, negatives=0)
     out = tmp_path / "aug"
-    summary = augment_dataset(data, out, variants=25, seed=1, workers=1, background_crops=0)
+    summary = augment_dataset(data, out, variants=25, seed=1, workers=1, background_crops=0, pastes=0)
     seen = check_boxes_against_pixels(data, out, seed=1, variants=25)
     assert summary.total("cut_out") > 0 and seen["cut_out"] == summary.total("cut_out")
     assert f"{summary.total('cut_out')} boxes cut out" in summary.line()
@@ -190,7 +178,7 @@ def test_crops_that_cut_the_face_out_are_class_0_and_counted(split_copy, tmp_pat
 def test_background_crops_come_from_face_free_regions(split_copy, tmp_path):
     data = split_copy("webcam-c", limit=4, negatives=1)
     out = tmp_path / "aug"
-    summary = augment_dataset(data, out, variants=2, seed=5, workers=1, background_crops=4)
+    summary = augment_dataset(data, out, variants=2, seed=5, workers=1, background_crops=4, pastes=0)
     assert summary.total("background") > 0
     checked = 0
     for sample in sources(data):
@@ -241,13 +229,13 @@ def test_same_seed_gives_the_same_output_whatever_the_worker_count(split_copy, t
 def test_refuses_an_existing_output_without_force_and_rebuilds_with_it(split_copy, tmp_path):
     data = split_copy("webcam-a", limit=2, negatives=1)
     out = tmp_path / "aug"
-    augment_dataset(data, out, variants=2, workers=1, background_crops=0)
+    augment_dataset(data, out, variants=2, workers=1, background_crops=0, pastes=0)
     first = labels_of(out)
     result = cli("augment", "--data", str(data), "--out", str(out), "--variants", "3")
     assert_one_line_error(result, "already has files", "--force")
     assert labels_of(out) == first
     result = cli("augment", "--data", str(data), "--out", str(out), "--variants", "3", "--force", "--workers", "1",
-                 "--background-crops", "0")
+                 "--background-crops", "0", "--pastes", "0")
     assert result.exit_code == 0, result.output
     assert len(labels_of(out)) == 9 and "9 variants written" in result.output
     (out / "notes.txt").write_text("mine")  # --force must not delete what augment did not write
@@ -303,7 +291,7 @@ def test_odd_image_sizes_give_square_outputs_with_consistent_boxes(dataset_copy,
     _resized_copy(data, size)
     split_dataset(data, ratios=(0.5, 0.25, 0.25))
     out = tmp_path / "aug"
-    summary = augment_dataset(data, out, variants=8, seed=2, workers=1, background_crops=2)
+    summary = augment_dataset(data, out, variants=8, seed=2, workers=1, background_crops=2, pastes=0)
     assert summary.images == 4 and not summary.skipped
     assert_contract(out, data, variants=8, background=2)
     check_boxes_against_pixels(data, out, seed=2, variants=8)
@@ -321,9 +309,9 @@ def test_bad_labels_and_images_are_skipped_or_read_right(dataset_copy, tmp_path,
                 if (folder / kind / name).exists():
                     (folder / kind / name).rename(folder / "train" / kind / name)
     result = cli("augment", "--data", str(data), "--out", str(tmp_path / "aug"), "--variants", "2",
-                 "--workers", "1", "--background-crops", "0")
+                 "--workers", "1", "--background-crops", "0", "--pastes", "0")
     assert result.exit_code == 0, result.output
-    augment_dataset(clean, tmp_path / "aug-clean", variants=2, workers=1, background_crops=0)
+    augment_dataset(clean, tmp_path / "aug-clean", variants=2, workers=1, background_crops=0, pastes=0)
     # Keyed by file name: the part may differ (one face fewer changes the split), each image's output does not.
     spoilt, reference = (by_name(labels_of(tmp_path / name)) for name in ("aug", "aug-clean"))
     mine = {k: v for k, v in spoilt.items() if image.stem in k}
@@ -342,7 +330,7 @@ def test_one_corrupt_image_among_many_is_skipped_and_counted(split_copy, tmp_pat
     data = split_copy("webcam-a", limit=5, negatives=2)
     victim = next((data / "train" / "images").glob("*.jpg"))
     victim.write_bytes(victim.read_bytes()[:5000])
-    summary = augment_dataset(data, tmp_path / "aug", variants=2, workers=2, background_crops=0)
+    summary = augment_dataset(data, tmp_path / "aug", variants=2, workers=2, background_crops=0, pastes=0)
     assert summary.images == 6 and len(summary.skipped) == 1 and victim.name in summary.skipped[0].skipped
     assert "1 skipped" in summary.line() and victim.exists()
 
@@ -390,3 +378,80 @@ def test_label_option_reaches_the_workers(dataset_copy, tmp_path):
     assert not summary.skipped
     mine = [v for k, v in labels_of(tmp_path / "aug").items() if image.stem in k]
     assert len(mine) == 2 and any(v["class"] == 1 for v in mine)
+
+
+def test_zoom_out_variants_show_a_smaller_face_with_its_box_moved_along(datasets_dir, monkeypatch):
+    """The zoom-out branch (every variant here) shrinks the whole frame inside a grey border: the face gets
+    smaller by the configured factor and the box still frames it (checked with a mask of the face box)."""
+    from facetracker import config
+
+    monkeypatch.setattr(config, "AUG_FULL_FRAME_SHARE", 0.0)
+    monkeypatch.setattr(config, "AUG_ZOOM_OUT_SHARE", 1.0)
+    low, high = config.AUG_ZOOM_OUT_SCALE
+    sample = next(s for s in scan(datasets_dir / "webcam-c" / "images", datasets_dir / "webcam-c" / "labels").samples
+                  if s.has_face)
+    rgb = cv2.cvtColor(read_image(sample.image), cv2.COLOR_BGR2RGB)
+    height, width = rgb.shape[:2]
+    x1, y1, x2, y2 = sample.box
+    mask = np.zeros((height, width), np.uint8)
+    mask[round(y1):round(y2), round(x1):round(x2)] = 1
+    full_area = (x2 - x1) * (y2 - y1) / (width * height)
+    pipeline = seed_pipeline(variant_pipeline(width, height, SIZE), 7)
+    shrunk = 0
+    for _ in range(20):
+        out = pipeline(image=rgb, mask=mask, bboxes=[sample.box], classes=[1])
+        if not len(out["bboxes"]):  # pushed mostly out of the picture by the shift: a negative, like a crop
+            continue
+        ys, xs = np.nonzero(out["mask"])
+        framed = (xs.min() / SIZE, ys.min() / SIZE, (xs.max() + 1) / SIZE, (ys.max() + 1) / SIZE)
+        assert iou(framed, np.asarray(out["bboxes"][0]) / SIZE) > 0.7  # pascal_voc: pixels of the output
+        scale = np.sqrt(out["mask"].mean() / full_area)  # side of the face now / in the whole frame squashed
+        inside = xs.min() > 0 and ys.min() > 0 and xs.max() < SIZE - 1 and ys.max() < SIZE - 1
+        assert scale <= high * 1.15 + 0.02 and (scale >= low * 0.85 - 0.02 or not inside), scale  # + the tilt/zoom
+        shrunk += 1
+        border = out["image"][out["mask"] == 0].reshape(-1, 3)
+        assert (np.abs(border.astype(int) - config.AUG_BORDER_FILL).max(axis=1) <= 60).mean() > 0.05  # grey frame
+    assert shrunk >= 15
+
+
+def test_pasted_face_lands_inside_its_new_box_with_a_soft_seam(datasets_dir):
+    """A real frame whose face box is painted pure red, pasted onto a grey canvas: the returned box frames the
+    red exactly, the canvas far from the face is untouched, and the blend only fades in outside the box."""
+    sample = next(s for s in scan(datasets_dir / "webcam-b" / "images", datasets_dir / "webcam-b" / "labels").samples
+                  if s.has_face)
+    image = cv2.cvtColor(read_image(sample.image), cv2.COLOR_BGR2RGB)
+    x1, y1, x2, y2 = (round(v) for v in sample.box)
+    image[y1:y2, x1:x2] = (255, 0, 0)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        canvas = np.full((SIZE, SIZE, 3), 90, np.uint8)
+        out, box = paste_face(canvas, image, (x1, y1, x2, y2), rng)
+        red = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] < 60)
+        ys, xs = np.nonzero(red)
+        framed = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        assert iou(framed, box) > 0.9, (framed, box)
+        side = max(box[2] - box[0], box[3] - box[1]) / SIZE
+        assert 0.15 <= side <= 0.8  # config.AUG_PASTE_FACE_SIZE, with rounding
+        bx1, by1, bx2, by2 = (int(v) for v in box)
+        outside = np.ones((SIZE, SIZE), bool)
+        outside[max(0, by1 - 2):by2 + 2, max(0, bx1 - 2):bx2 + 2] = False
+        assert red[outside].sum() == 0  # no red leaks out of the box
+        from facetracker import config
+
+        mx, my = (box[2] - box[0]) * config.AUG_PASTE_MARGIN + 2, (box[3] - box[1]) * config.AUG_PASTE_MARGIN + 2
+        beyond = np.ones((SIZE, SIZE), bool)  # beyond the margin cut with the face: the canvas, untouched
+        beyond[max(0, int(box[1] - my)):int(box[3] + my) + 1, max(0, int(box[0] - mx)):int(box[2] + mx) + 1] = False
+        assert (out[beyond] == 90).all()
+
+
+def test_pasted_variants_are_faces_with_valid_boxes(split_copy, tmp_path):
+    data = split_copy("webcam-a", limit=6, negatives=2)
+    out = tmp_path / "aug"
+    summary = augment_dataset(data, out, variants=1, seed=4, workers=1, background_crops=1, pastes=3)
+    assert summary.total("pasted") > 0
+    labels = labels_of(out)
+    pasted = [label for name, label in labels.items() if int(Path(name).stem.rsplit(".", 1)[1]) >= 2]
+    assert len(pasted) == summary.total("pasted")
+    for label in pasted:
+        x1, y1, x2, y2 = label["bbox"]
+        assert label["class"] == 1 and 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1

@@ -3,12 +3,10 @@ a camera index that does not exist and read-only folders."""
 
 from __future__ import annotations
 
-import http.server
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -23,6 +21,7 @@ from facetracker.camera import SourceEnded
 from facetracker.cli import app
 from facetracker.collect import collect_frames
 from facetracker.errors import FacetrackerError
+from streams import mjpeg_camera
 from xdisplay import screenshot, virtual_display, wait_for_window, x_env, xdotool
 
 runner = CliRunner()
@@ -143,39 +142,9 @@ def test_file_that_is_not_a_video(tmp_path):
 # ---------------------------------------------------------------- sources that die mid-way
 
 
-@contextmanager
 def mjpeg_stream(images: list[Path], loops: int = 1, gap: float = 0.01):
-    """A real multipart MJPEG HTTP stream (what IP cameras serve), one frame every `gap` seconds,
-    that stops after `images` x `loops` frames."""
-    jpegs = [p.read_bytes() for p in images] * loops
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-            self.end_headers()
-            try:
-                for jpeg in jpegs:
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                                     % len(jpeg))
-                    self.wfile.write(jpeg + b"\r\n")
-                    self.wfile.flush()
-                    time.sleep(gap)
-            except (BrokenPipeError, ConnectionResetError):
-                return  # the client stopped reading
-            # then the connection drops, like a camera unplugged from the network
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """A real MJPEG HTTP stream, one frame every `gap` seconds, that drops after `images` x `loops` frames."""
+    return mjpeg_camera(images, fps=1.0 / gap, frames=len(images) * loops)
 
 
 def test_stream_that_dies_mid_way_keeps_saved_frames(datasets_dir, tmp_path):

@@ -38,7 +38,7 @@ def test_demo_runs_end_to_end_and_writes_a_playable_video(demo_run):
     assert stats.frames == stats.recorded_frames == frames and stats.stop_reason == "end of video"
     assert stats.record == str(out / RESULT_NAME) and count_video_frames(out / RESULT_NAME) == frames
     assert clip == out / CLIP_NAME and count_video_frames(clip) == frames
-    assert stats.runtime == "keras" and stats.fps > 0 and stats.dropped == 0
+    assert stats.runtime == "tflite" and stats.fps > 0 and stats.dropped == 0  # the bundled TFLite export
     assert not list(out.glob(".*.tmp*"))
 
 

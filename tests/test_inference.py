@@ -114,7 +114,21 @@ def test_load_errors(tmp_path, trained_model):
 def test_default_model_is_yours_then_the_bundled_one(tmp_path, monkeypatch, trained_model):
     monkeypatch.chdir(tmp_path)
     assert resolve_model_path(trained_model) == trained_model
-    assert resolve_model_path(None) == bundled_model_path() and bundled_model_path().is_file()
+    assert resolve_model_path(None) == bundled_model_path(fast=True) and bundled_model_path(fast=True).is_file()
+    assert resolve_model_path(None, fast=False) == bundled_model_path() and bundled_model_path().suffix == ".keras"
     (tmp_path / config.MODELS_DIR).mkdir()
     (tmp_path / config.DEFAULT_MODEL).write_bytes(trained_model.read_bytes())
     assert resolve_model_path(None) == config.DEFAULT_MODEL
+
+
+def test_bundled_tflite_is_the_bundled_keras_model(datasets_dir):
+    """live/predict/evaluate run the shipped .tflite by default: it must be an export of the shipped .keras."""
+    fast = bundled_model_path(fast=True)
+    assert fast.suffix == ".tflite"
+    tflite, keras_model = Detector.load(fast), Detector.load(bundled_model_path())
+    assert tflite.image_size == keras_model.image_size
+    for image in sorted((datasets_dir / "webcam-b" / "images").glob("*.jpg"))[:8]:
+        frame = cv2.imread(str(image))
+        a, b = tflite.detect(frame), keras_model.detect(frame)
+        assert abs(a.score - b.score) < 1e-4
+        assert np.allclose(a.box, b.box, atol=0.1)  # pixels of a 640x480 frame

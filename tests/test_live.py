@@ -4,15 +4,11 @@ subprocess, and a real window under Xvfb."""
 
 from __future__ import annotations
 
-import http.server
-import itertools
 import json
 import signal
 import subprocess
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -27,6 +23,7 @@ from facetracker.inference import Detector
 from facetracker.labels import scan
 from facetracker.live import run_live
 from facetracker.recording import count_video_frames
+from streams import mjpeg_camera
 from xdisplay import virtual_display, wait_for_window, x_env, xdotool
 
 runner = CliRunner()
@@ -75,50 +72,6 @@ def outline_difference(recorded: np.ndarray, source: np.ndarray, box) -> tuple[f
     cv2.rectangle(on, (x1, y1), (x2, y2), 1, 2)
     cv2.rectangle(inside, (x1 + 8, y1 + 8), (x2 - 8, y2 - 8), 1, 2)
     return float(change[on > 0].mean()), float(change[inside > 0].mean())
-
-
-@contextmanager
-def mjpeg_camera(images: list[Path], fps: float = 30.0, frames: int | None = None, stall_after: int | None = None):
-    """A real multipart MJPEG HTTP stream (what IP cameras serve) paced at `fps`.
-
-    frames: the connection drops after that many (None: streams until the client leaves).
-    stall_after: after that many frames, send nothing more but keep the connection open (a frozen camera)."""
-    jpegs = [p.read_bytes() for p in images]
-    done = threading.Event()
-    sent = itertools.count()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-            self.end_headers()
-            try:
-                for i in itertools.count():
-                    if (frames is not None and i >= frames) or done.is_set():
-                        return  # the connection drops, like a camera unplugged from the network
-                    if stall_after is not None and i >= stall_after:
-                        done.wait()
-                        return
-                    jpeg = jpegs[i % len(jpegs)]
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
-                                     % (len(jpeg), jpeg))
-                    self.wfile.flush()
-                    next(sent)
-                    done.wait(1.0 / fps)
-            except (BrokenPipeError, ConnectionResetError):
-                return  # the client stopped reading
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
-    finally:
-        done.set()
-        server.shutdown()
-        server.server_close()
 
 
 def webcam_images(datasets_dir: Path, name: str = "webcam-a", count: int = 10) -> list[Path]:
@@ -171,7 +124,7 @@ def test_json_line_and_mirror_through_the_cli(video_of, tmp_path, monkeypatch):
     stats = json.loads(one_line(result.stdout))
     assert stats["frames"] == 6 and stats["stop_reason"] == "max frames" and stats["dropped"] == 0
     assert stats["fps"] > 0 and stats["latency_p95_ms"] >= stats["latency_p50_ms"] > 0
-    assert stats["runtime"] == "keras" and stats["exit_code"] == 0
+    assert stats["runtime"] == "tflite" and stats["exit_code"] == 0  # the bundled TFLite export by default
 
 
 def test_without_smoothing_the_box_is_the_raw_detection(detector, video_of):

@@ -13,7 +13,8 @@ import pytest
 
 from facetracker import losses
 from facetracker.errors import FacetrackerError
-from facetracker.model import CaffePreprocess, FaceTracker, build_model, load_model, make_backbone
+from facetracker.model import (CaffePreprocess, FaceTracker, Standardize, build_model, load_model, make_backbone,
+                               pick_preprocessing)
 
 
 def pixels(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -46,6 +47,36 @@ def test_preprocessing_inside_the_model_matches_keras_applications():
     mobilenet = build_model("mobilenetv2", image_size=32)
     np.testing.assert_allclose(np.asarray(mobilenet.preprocess(x)),
                                keras.applications.mobilenet_v2.preprocess_input(x.copy()), atol=1e-5)
+
+
+def test_standardize_gives_each_channel_of_each_image_mean_0_and_std_1():
+    x = pixels(2, 16)
+    x[1] = x[1] * 0.2 + 180  # a bright, flat picture: the same scene after standardisation
+    out = np.asarray(Standardize()(x))
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), 0, atol=1e-4)
+    np.testing.assert_allclose(out.std(axis=(1, 2)), 1, atol=1e-3)
+    flat = np.asarray(Standardize()(np.full((1, 8, 8, 3), 77, "float32")))
+    assert np.isfinite(flat).all() and np.abs(flat).max() == 0
+
+
+def test_preprocessing_follows_the_weights_unless_named():
+    assert pick_preprocessing("auto", "mobilenetv2", None) == "standardize"
+    assert pick_preprocessing("auto", "mobilenetv2", "none") == "standardize"
+    assert pick_preprocessing("auto", "mobilenetv2", "imagenet") == "tf"
+    assert pick_preprocessing("auto", "vgg16", "/some/weights.h5") == "caffe"
+    assert pick_preprocessing("tf", "mobilenetv2", None) == "tf"
+    with pytest.raises(FacetrackerError, match="unknown preprocessing"):
+        pick_preprocessing("zscore", "mobilenetv2", None)
+
+
+def test_standardized_model_saves_and_loads_with_safe_mode(tmp_path):
+    model = build_model("mobilenetv2", image_size=32, preprocessing="standardize")
+    model.save(tmp_path / "s.keras")
+    loaded = keras.models.load_model(tmp_path / "s.keras", safe_mode=True)
+    assert loaded.preprocessing == "standardize" and isinstance(loaded.preprocess, Standardize)
+    x = pixels(2, 32)
+    for a, b in zip(model(x), loaded(x)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
 
 
 def test_saved_model_loads_with_safe_mode_and_needs_no_flags(tmp_path):
@@ -167,6 +198,9 @@ def test_iou_and_giou_match_hand_computed_values():
     np.testing.assert_allclose(np.asarray(losses.giou_loss(a, b)), 1 - giou, atol=1e-5)
     ciou = np.asarray(losses.ciou_loss(a, b))
     assert ciou[2] == pytest.approx(0.0, abs=1e-4) and ciou[1] > ciou[0] > 0
+    # GIoU + 2.5 x L1 of the corners: first pair 4 x 0.25, second 4 x 0.6, identical 0
+    np.testing.assert_allclose(np.asarray(losses.giou_l1_loss(a, b)), 1 - giou + 2.5 * np.array([1.0, 2.4, 0.0]),
+                               atol=1e-5)
 
 
 def test_unknown_box_loss_is_refused():

@@ -11,9 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from facetracker.cli import app
+from clihelp import assert_one_line_error, cli
 from facetracker.errors import FacetrackerError
 from facetracker.safe_moves import JOURNAL_NAME, PairMove, deferred_interrupt, run_moves
 from facetracker.split import part_sizes, split_dataset
@@ -47,19 +46,6 @@ def face_count(data: Path, part: str) -> tuple[int, int]:
     images = list((data / part / "images").glob("*.jpg"))
     faces = sum((data / part / "labels" / f"{p.stem}.json").exists() for p in images)
     return faces, len(images) - faces
-
-
-def cli(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def assert_one_line_error(result, *words: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def test_split_moves_pairs_stratified_and_loses_nothing(dataset_copy):

@@ -4,13 +4,11 @@ and one-line refusals of bad input."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -19,9 +17,10 @@ from typer.testing import CliRunner
 
 from augdata import make_aug_data
 from conftest import REPO, copy_dataset
+from facetracker import config
 from facetracker.cli import app
 from facetracker.model import FaceTracker, load_model
-from facetracker.train import TrainOptions, train
+from facetracker.train import TrainOptions, peak_learning_rate, train
 
 SIZE = 48
 
@@ -65,6 +64,7 @@ def test_saved_model_reloads_safely_and_predicts(trained, aug):
     opts, result = trained
     model = keras.models.load_model(result.model_path, safe_mode=True)
     assert isinstance(model, FaceTracker) and model.image_size == SIZE and model.backbone_name == "mobilenetv2"
+    assert model.preprocessing == "standardize", "from scratch (weights none) the default is per-image standardisation"
     assert getattr(model, "optimizer", None) is None, "the inference model carries no optimizer state"
     image = keras.utils.img_to_array(keras.utils.load_img(sorted((aug / "val" / "images").iterdir())[0],
                                                           target_size=(SIZE, SIZE)))
@@ -204,6 +204,8 @@ def test_resume_refuses_a_different_model(trained, aug, flag, value, saved):
     (("--box-loss", "l1"), "unknown box loss 'l1'"),
     (("--strategy", "tpu"), "unknown strategy 'tpu'"),
     (("--out", "model.h5"), "use an --out ending in .keras"),
+    (("--lr", "0"), "not a usable learning rate"),
+    (("--preprocessing", "zscore"), "unknown preprocessing 'zscore'"),
 ])
 def test_bad_options(aug, tmp_path, args, message):
     defaults = {"--out": str(tmp_path / "m.keras")}
@@ -211,3 +213,9 @@ def test_bad_options(aug, tmp_path, args, message):
     argv = ["--data", str(aug), *[x for k, v in {**defaults, **pairs}.items() for x in (k, v)]]
     code, lines = run_cli(*argv)
     assert code == 2 and len(lines) == 1 and message in lines[0]
+
+
+def test_learning_rate_default_depends_on_the_weights():
+    assert peak_learning_rate(TrainOptions(weights="none")) == config.LEARNING_RATE["scratch"]
+    assert peak_learning_rate(TrainOptions(weights="imagenet")) == config.LEARNING_RATE["pretrained"]
+    assert peak_learning_rate(TrainOptions(weights="imagenet", lr=5e-4)) == 5e-4
