@@ -15,9 +15,11 @@ import typer
 
 from facetracker import __version__, config
 from facetracker.errors import FacetrackerError
+from facetracker.output import import_tensorflow_quietly
 
 # TensorFlow's C++ start-up notes (absl, cpu_feature_guard) would break "one clear line" on stderr;
 # read when TensorFlow is first imported, so set before any command imports it. Override by setting it yourself.
+# (What this no longer silences in TF 2.21 is muted by import_tensorflow_quietly, called by the TF commands.)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 app = typer.Typer(
@@ -223,6 +225,7 @@ def train(
                                       "per-image standardisation from scratch) | tf | caffe | standardize."),
 ):
     """Train the face tracker on augmented data, with TensorBoard logs and resumable checkpoints."""
+    import_tensorflow_quietly()
     from rich.console import Console
 
     from facetracker.train import TrainOptions, summary_table, train as run_training
@@ -251,6 +254,7 @@ def evaluate(
     unsafe: bool = typer.Option(False, "--unsafe", help="Allow loading a legacy .h5 model (can run code)."),
 ):
     """AP@0.5, IoU, precision/recall/F1, false positives and latency on a labelled folder."""
+    import_tensorflow_quietly()
     from facetracker.evaluate import check_report_paths, evaluate_folder, summary_lines, write_report
     from facetracker.inference import Detector, resolve_model_path
 
@@ -308,6 +312,7 @@ def export(
     unsafe: bool = typer.Option(False, "--unsafe", help="Allow loading a legacy .h5 model (can run code)."),
 ):
     """Export to TFLite/ONNX/SavedModel and check the export against the Keras model on real images."""
+    import_tensorflow_quietly()
     from facetracker.export import export_model
     from facetracker.inference import resolve_model_path
 

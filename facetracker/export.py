@@ -25,7 +25,8 @@ import numpy as np
 from facetracker import config
 from facetracker.errors import FacetrackerError
 from facetracker.files import atomic_path, ensure_writable_dir, list_images, read_image
-from facetracker.inference import Detector, quiet_native_stderr
+from facetracker.inference import Detector
+from facetracker.output import quiet_native_stderr
 
 SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "savedmodel": ""}
 

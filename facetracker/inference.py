@@ -13,10 +13,7 @@ that into pixels of the original frame. A Detector reuses its buffers and is not
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,6 +23,7 @@ import numpy as np
 
 from facetracker import config
 from facetracker.errors import FacetrackerError
+from facetracker.output import import_tensorflow_quietly, quiet_native_stderr
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the frame
 
@@ -131,22 +129,6 @@ def _flat_specs(fn):
     if signature is None:  # a ConcreteFunction from `signatures`
         signature = fn.structured_input_signature
     return [s for s in tf.nest.flatten(signature) if isinstance(s, tf.TensorSpec)]
-
-
-@contextmanager
-def quiet_native_stderr():
-    """Silence C++ chatter written straight to file descriptor 2 (TFLite's "INFO: Created TensorFlow Lite
-    XNNPACK delegate", the converter's "fully_quantize: ..."), which TF_CPP_MIN_LOG_LEVEL does not reach.
-    Failures still surface: the Python exceptions carry their own messages."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _tflite_interpreter_class():
@@ -291,6 +273,8 @@ class Detector:
             raise FacetrackerError("model not found", path,
                                    "train one with `facetracker train` or pass --model PATH to a .keras/.tflite/.onnx file")
         suffix = path.suffix.lower()
+        if suffix != ".onnx":
+            import_tensorflow_quietly()  # all other formats run on TensorFlow (TFLite: when LiteRT is absent)
         if path.is_dir() and (path / "saved_model.pb").exists():
             return cls(_open_runtime(SavedModelRuntime, path), str(path))
         if suffix in KERAS_SUFFIXES:

@@ -232,15 +232,20 @@ def test_read_only_data_folder_gives_one_line_and_moves_nothing(dataset_copy, re
     assert tree(data) == before
 
 
-def test_ctrl_c_waits_for_the_pair_and_the_next_run_finishes_the_plan(dataset_copy, tmp_path):
-    data = dataset_copy("webcam-a", limit=6, negatives=2, dest=tmp_path / "data")
-    reference = dataset_copy("webcam-a", limit=6, negatives=2, dest=tmp_path / "reference")
+def split_about_to_move(dataset_copy, tmp_path, name, limit, negatives):
+    """A data copy with its split planned and the part folders made, and the same copy split for reference."""
+    data = dataset_copy(name, limit=limit, negatives=negatives, dest=tmp_path / "data")
+    reference = dataset_copy(name, limit=limit, negatives=negatives, dest=tmp_path / "reference")
     split_dataset(reference)
     plan = split_dataset(data, dry_run=True)
     for part in PARTS:
         for folder in ("images", "labels"):
             (data / part / folder).mkdir(parents=True)
-    before = contents(data)
+    return data, reference, plan, contents(data)
+
+
+def test_ctrl_c_waits_for_the_pair_and_the_next_run_finishes_the_plan(dataset_copy, tmp_path):
+    data, reference, plan, before = split_about_to_move(dataset_copy, tmp_path, "webcam-a", limit=6, negatives=2)
     done = []
 
     def press_ctrl_c_after_first_pair():
@@ -259,14 +264,7 @@ def test_ctrl_c_waits_for_the_pair_and_the_next_run_finishes_the_plan(dataset_co
 
 
 def test_hard_stop_between_image_and_label_is_repaired_from_the_journal(dataset_copy, tmp_path):
-    data = dataset_copy("webcam-c", limit=5, negatives=1, dest=tmp_path / "data")
-    reference = dataset_copy("webcam-c", limit=5, negatives=1, dest=tmp_path / "reference")
-    split_dataset(reference)
-    plan = split_dataset(data, dry_run=True)
-    for part in PARTS:
-        for folder in ("images", "labels"):
-            (data / part / folder).mkdir(parents=True)
-    before = contents(data)
+    data, reference, plan, before = split_about_to_move(dataset_copy, tmp_path, "webcam-c", limit=5, negatives=1)
     # What kill -9 right after moving one image (not yet its label) leaves behind:
     (data / JOURNAL_NAME).write_text(json.dumps({"moves": [m.__dict__ for m in plan.moves]}))
     torn: PairMove = next(m for m in plan.moves if m.label_src)

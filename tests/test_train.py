@@ -219,3 +219,15 @@ def test_learning_rate_default_depends_on_the_weights():
     assert peak_learning_rate(TrainOptions(weights="none")) == config.LEARNING_RATE["scratch"]
     assert peak_learning_rate(TrainOptions(weights="imagenet")) == config.LEARNING_RATE["pretrained"]
     assert peak_learning_rate(TrainOptions(weights="imagenet", lr=5e-4)) == 5e-4
+
+
+@pytest.mark.parametrize("command", [["train", "--data"], ["evaluate", "--data"], ["export", "--format", "tflite",
+                                                                                     "--model"]])
+def test_tensorflow_commands_fail_with_one_line_on_the_real_stderr(command, tmp_path):
+    """In a real process: TensorFlow's C++ start-up notes go straight to fd 2, where CliRunner cannot see them."""
+    missing = str(tmp_path / "missing")
+    run = subprocess.run([sys.executable, "-m", "facetracker", *command, missing], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and missing in lines[0], run.stderr
