@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/facetracker demo
 
 test: $(STAMP)
+	bash .ci/system-packages
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -186,7 +186,8 @@ class _Loop:
             self.stats.indices.append(index)
 
     def _status(self, now: float, dropped: int) -> tuple[float, int]:
-        if now - self.status_time >= STATUS_REFRESH_SECONDS:
+        # Refreshed a few times a second so it is readable, but not latched at 0 before two frames are done.
+        if now - self.status_time >= STATUS_REFRESH_SECONDS or not self.status[0]:
             times = self.done_times
             fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
             self.status, self.status_time = (fps, dropped), now

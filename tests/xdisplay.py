@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-TOOLS = ("Xvfb", "xdotool", "xwininfo")  # installed by .ci/run (xvfb, xdotool, x11-utils)
+TOOLS = ("Xvfb", "xdotool", "xwininfo")  # installed by `make test` (.ci/system-packages: xvfb, xdotool, x11-utils)
 
 
 @contextmanager
@@ -19,7 +19,8 @@ def virtual_display(width: int = 1280, height: int = 800):
     """Start `Xvfb` on a display number it picks itself (-displayfd: no race with other tests); yield ":N"."""
     missing = [tool for tool in TOOLS if not shutil.which(tool)]
     if missing:
-        pytest.fail(f"{', '.join(missing)} not installed: run .ci/run or apt-get install xvfb x11-utils xdotool")
+        pytest.fail(f"{', '.join(missing)} not installed: run .ci/system-packages as root "
+                    "(or apt-get install xvfb x11-utils xdotool)")
     read_end, write_end = os.pipe()
     server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24",
                                "-nolisten", "tcp", "-noreset"],
