@@ -25,9 +25,9 @@ from rich.table import Table
 from facetracker import config
 from facetracker.augment_worker import ImageResult, ImageTask, augment_image, init_worker
 from facetracker.errors import FacetrackerError
-from facetracker.output import warn
 from facetracker.files import ensure_writable_dir, list_images
 from facetracker.labels import ORPHAN
+from facetracker.output import warn
 from facetracker.safe_moves import deferred_interrupt
 
 PARTIAL = ".partial-"

@@ -66,10 +66,11 @@ def init_worker() -> None:
 
 
 def augment_image(task: ImageTask) -> ImageResult:
-    """Write task.variants augmented copies (+ background crops when there is a face); never raises for bad input."""
+    """Write task.variants augmented copies (+ background crops and pasted faces when there is a face); never raises
+    for bad input."""
     result = ImageResult(part=task.part, image=task.image.name)
     try:
-        image, box, result.quirks = load(task)
+        image, box, result.quirks = load(task.image, task.label, task.face_labels)
     except FacetrackerError as exc:
         result.skipped = str(exc)
         return result
@@ -81,21 +82,22 @@ def augment_image(task: ImageTask) -> ImageResult:
     return result
 
 
-def load(task: ImageTask):
+def load(image_path: Path, label_path: Path | None, face_labels: tuple[str, ...]):
     """(RGB image, face box in pixels or None, label quirks); FacetrackerError when the image or label is unusable."""
-    image = read_image(task.image)
-    box, quirks = read_face_box(task, image.shape[1], image.shape[0])
+    image = read_image(image_path)
+    box, quirks = read_face_box(label_path, face_labels, image.shape[1], image.shape[0])
     # albumentations' colour transforms (RGB shift, hue, grayscale weights) expect RGB.
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), box, quirks
 
 
-def read_face_box(task: ImageTask, width: int, height: int) -> tuple[tuple[float, ...] | None, Counter]:
-    if task.label is None:
+def read_face_box(label_path: Path | None, face_labels: tuple[str, ...], width: int,
+                  height: int) -> tuple[tuple[float, ...] | None, Counter]:
+    if label_path is None:
         return None, Counter()
-    parsed = parse_label(task.label, (width, height), task.face_labels)
+    parsed = parse_label(label_path, (width, height), face_labels)
     if not parsed.usable:
         names = ", ".join(repr(n) for n in parsed.other_names)
-        raise FacetrackerError(f"no face label (found {names})", task.label,
+        raise FacetrackerError(f"no face label (found {names})", label_path,
                                "add --label NAME to count that name as a face")
     return parsed.box, parsed.quirks
 
@@ -165,8 +167,7 @@ def _background_canvas(task: ImageTask, rng: np.random.Generator, tries: int = 5
 @functools.lru_cache(maxsize=32)
 def _load_source(image_path: Path, label_path: Path | None, face_labels: tuple[str, ...]):
     """(RGB image, face box or None) of another image, cached: the same few are drawn many times per worker."""
-    task = ImageTask("", image_path, label_path, Path(), 0, 0, 0, 0, face_labels)
-    image, box, _ = load(task)
+    image, box, _ = load(image_path, label_path, face_labels)
     return image, box
 
 

@@ -220,7 +220,7 @@ def train(
     run_name: Optional[str] = typer.Option(None, help="TensorBoard run name (default: date-time)."),
     class_weight: float = typer.Option(config.CLASS_WEIGHT, min=0.0, help="Weight of the face-score loss."),
     box_weight: float = typer.Option(config.BOX_WEIGHT, min=0.0, help="Weight of the box loss."),
-    box_loss: str = typer.Option(config.BOX_LOSS, help="giou_l1 | giou | ciou | corner (the notebook's)."),
+    box_loss: str = typer.Option(config.BOX_LOSS, help="giou (default) | giou_l1 | ciou | corner (the notebook's)."),
     preprocessing: str = typer.Option(config.PREPROCESSING, help="auto (backbone's own with pretrained weights, "
                                       "per-image standardisation from scratch) | tf | caffe | standardize."),
 ):

@@ -63,13 +63,17 @@ def preprocessing_layer(kind: str) -> layers.Layer:
     return layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")
 
 
+def from_scratch(weights) -> bool:
+    """True when `weights` (None, "none", "imagenet" or a file) leaves the backbone randomly initialised."""
+    return weights is None or str(weights).lower() == "none"
+
+
 def pick_preprocessing(choice: str, backbone: str, weights) -> str:
     """`auto`: the backbone's own preprocessing when pretrained weights are loaded (they expect it), per-image
     standardisation when training from scratch. Otherwise the named one."""
     check_backbone(backbone)
     if choice == "auto":
-        scratch = weights is None or str(weights).lower() == "none"
-        return "standardize" if scratch else BACKBONES[backbone][1]
+        return "standardize" if from_scratch(weights) else BACKBONES[backbone][1]
     if choice not in PREPROCESSINGS:
         raise FacetrackerError(f"unknown preprocessing '{choice}'", None, f"choose auto or one of: {', '.join(PREPROCESSINGS)}")
     return choice
@@ -119,7 +123,7 @@ def set_bn_momentum(backbone: keras.Model, momentum: float) -> None:
 
 
 def _resolve_weights(weights, backbone, image_size, imagenet_sizes):
-    if weights is None or str(weights).lower() == "none":
+    if from_scratch(weights):
         return None
     if str(weights).lower() == "imagenet":
         if imagenet_sizes and image_size not in imagenet_sizes:

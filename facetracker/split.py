@@ -21,9 +21,9 @@ from rich.table import Table
 
 from facetracker import config
 from facetracker.errors import FacetrackerError
-from facetracker.output import warn
 from facetracker.files import ensure_writable_dir
 from facetracker.labels import Sample, scan
+from facetracker.output import warn
 from facetracker.safe_moves import PairMove, pending_journal, replay_journal, run_moves
 
 PARTS = config.SPLITS

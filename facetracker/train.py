@@ -250,10 +250,11 @@ def _new_model(opts: TrainOptions, image_size: int, steps_per_epoch: int):
 
 
 def peak_learning_rate(opts: TrainOptions) -> float:
+    from facetracker.model import from_scratch
+
     if opts.lr is not None:
         return opts.lr
-    scratch = opts.weights is None or str(opts.weights).lower() == "none"
-    return config.LEARNING_RATE["scratch" if scratch else "pretrained"]
+    return config.LEARNING_RATE["scratch" if from_scratch(opts.weights) else "pretrained"]
 
 
 def _resume_model(opts: TrainOptions, paths: RunPaths):
