@@ -21,7 +21,7 @@ from facetracker.errors import FacetrackerError
 from facetracker.haar import HaarDetector
 from facetracker.inference import Detector
 from facetracker.labels import scan
-from facetracker.live import run_live
+from facetracker.live import STATUS_REFRESH_SECONDS, LiveStats, _Loop, run_live
 from facetracker.recording import count_video_frames
 from streams import mjpeg_camera
 from xdisplay import virtual_display, wait_for_window, x_env, xdotool
@@ -270,3 +270,17 @@ def test_bad_options_are_one_line(args, message, tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert message in one_line(result.stderr)
 
+
+
+def test_on_screen_fps_shows_from_the_third_frame_then_holds_between_refreshes():
+    """The FPS caption needs two finished frames; it must not stay at 0 for a whole refresh period after the first."""
+    loop = _Loop(None, None, mirror=False, show=False, stats=LiveStats(source="clip", runtime="tflite"),
+                 keep_tracks=False)
+    now, shown = 1000.0, []
+    for _ in range(10):  # frames 5 ms apart: 200 FPS, all well inside one refresh period
+        shown.append(loop._status(now, dropped=0)[0])
+        loop.done_times.append(now + 0.004)
+        now += 0.005
+    assert 10 * 0.005 < STATUS_REFRESH_SECONDS
+    assert shown[0] == shown[1] == 0 and shown[2] == pytest.approx(200, rel=0.01)
+    assert set(shown[2:]) == {shown[2]}, "held until the next refresh, so the number is readable"
