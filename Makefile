@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench quality clean-venv
+.PHONY: demo test bench quality bundle clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,17 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
-quality: $(STAMP)
+bundle: $(STAMP)
+	$(PY) benchmarks/train_bundle.py
+
+# BlazeFace, the reference of the quality benchmark, needs its own virtualenv (MediaPipe's protobuf vs TensorFlow's).
+MP_VENV := .venv-mediapipe
+MP_STAMP := $(MP_VENV)/.installed-stamp
+
+$(MP_STAMP): benchmarks/setup_mediapipe_venv.sh
+	PYTHON=$(PYTHON) bash benchmarks/setup_mediapipe_venv.sh $(MP_VENV)
+
+quality: $(STAMP) $(MP_STAMP)
 	$(PY) benchmarks/quality.py
 
 clean-venv:

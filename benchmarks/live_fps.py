@@ -1,17 +1,25 @@
-"""Live tracking speed, end to end, on a real video file: decode -> preprocess -> model -> smoothing -> draw.
+"""Live tracking speed, end to end, on a real video of two people: decode -> preprocess -> model -> tracker -> draw.
 
-    .venv/bin/python benchmarks/live_fps.py [--model PATH] [--frames 300] [--json]
+    .venv/bin/python benchmarks/live_fps.py [--model PATH] [--frames 300] [--size 640x480] [--detections truth]
+                                            [--only CONFIG ...] [--json]
 
-Builds a 640x480 mp4v video from the real images in ../shared/datasets, then runs each configuration in its own
+Composes a 300-frame mp4v video (30 FPS) of two real people of ../shared/datasets crossing over a real room
+(facetracker.demo.crossing_routes, as benchmarks/tracking_quality.py), then runs each configuration in its own
 subprocess (so peak memory, ru_maxrss, is per configuration and nothing is shared or warmed across them):
 
   decode only          cv2.VideoCapture.read() in a loop: the ceiling for any tracker on this file
   default .keras       `facetracker live` loop (run_live, headless) with Detector on the model: compiled tf.function
   default .tflite      same, the model exported by facetracker.export (TFLite interpreter, XNNPACK)
+  .tflite + --record   same, also recording the annotated video (mp4v, encoded in its own thread)
   default .onnx        same, exported to ONNX (onnxruntime)
   notebook VGG16       the notebook's per-frame code: cv2 -> tf.image.resize -> /255 -> model.predict, VGG16 120 px
                        with its Dense(2048) heads (untrained: speed does not depend on the weights)
   Haar cascade         OpenCV's haarcascade_frontalface_default in the same live loop: the classic reference
+
+--detections truth: the model still runs on every frame (same cost), but the tracker is handed the clip's true boxes
+plus noise instead of the model's detections, so two faces are tracked whatever the model finds (for a model that
+does not find these people, or an untrained one timed for its architecture). The "faces" column says how many
+faces were shown per frame on average.
 
 For the facetracker runtimes it also times each stage alone, frame by frame without the reader thread, to show where
 the time goes. The load average before and after is printed: other processes on the machine slow everything down.
@@ -37,33 +45,52 @@ DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / 
 SIZE = (640, 480)
 WARMUP = 10
 SLOW_FRAMES = {"vgg16-predict": 60, "haar": 100}  # seconds per run stay reasonable; FPS is a rate anyway
-CONFIGS = ("decode", "keras", "tflite", "onnx", "vgg16-predict", "haar")
+CONFIGS = ("decode", "keras", "tflite", "tflite-record", "onnx", "vgg16-predict", "haar")
 LABELS = {"decode": "decode only (cv2.VideoCapture.read)", "keras": "default model, .keras via tf.function",
-          "tflite": "default model, .tflite (TFLite interpreter)", "onnx": "default model, .onnx (onnxruntime)",
+          "tflite": "default model, .tflite (TFLite interpreter)",
+          "tflite-record": "default model, .tflite, --record out.mp4",
+          "onnx": "default model, .onnx (onnxruntime)",
           "vgg16-predict": "notebook VGG16 120 px, model.predict per frame", "haar": "OpenCV Haar cascade"}
+MODEL_CONFIGS = ("keras", "tflite", "tflite-record", "onnx")
 
 
 # ---------------------------------------------------------------- the parent: build inputs, run workers, report
 
 
-def build_video(path: Path, frames: int) -> Path:
-    """`frames` real webcam images from all data sets, in name order, as a 640x480 mp4v video at 30 FPS."""
+def build_video(path: Path, frames: int, size: tuple[int, int] = SIZE) -> Path:
+    """Two real people crossing (benchmarks/tracking_quality.py's clip) as an mp4v video at 30 FPS; the true boxes
+    plus noise are written beside it (<video>.truth.json) for --detections truth."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from tracking_quality import compose
+
+    from facetracker.demo import detections_from_truth
+
+    if not (DATASETS / "webcam-a" / "images").is_dir():
+        sys.exit(f"no images in {DATASETS}: set FACETRACKER_DATASETS")
+    clip, truth = compose(path.parent, size, frames)
+    clip.replace(path.with_suffix(".avi"))
+    # Re-encode as mp4v, the codec of a typical recorded clip (MJPG decodes at a different speed).
     import cv2
 
-    images = sorted(p for name in ("webcam-a", "webcam-b", "webcam-c") for p in (DATASETS / name / "images").glob("*.jpg"))
-    if not images:
-        sys.exit(f"no images in {DATASETS}: set FACETRACKER_DATASETS")
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, SIZE)
-    for i in range(frames):
-        writer.write(cv2.resize(cv2.imread(str(images[i % len(images)])), SIZE))
+    capture, writer = cv2.VideoCapture(str(path.with_suffix(".avi"))), None
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        writer = writer or cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
+        writer.write(frame)
+    capture.release()
     writer.release()
+    path.with_suffix(".truth.json").write_text(json.dumps(detections_from_truth(truth, seed=0, size=size)))
     return path
 
 
-def worker(config: str, video: Path, model: Path | None, frames: int) -> dict:
+def worker(config: str, video: Path, model: Path | None, frames: int, truth: bool) -> dict:
     command = [sys.executable, __file__, "--worker", config, "--video", str(video), "--frames", str(frames)]
     if model is not None:
         command += ["--model", str(model)]
+    if truth:
+        command += ["--detections", "truth"]
     done = subprocess.run(command, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
@@ -84,22 +111,29 @@ def export(model: Path, folder: Path) -> dict[str, Path]:
 
 
 def report(results: list[dict], load: tuple, command: str) -> str:
-    rows = ["| configuration | FPS | p50 ms | p95 ms | peak RSS MB | frames |", "|---|---:|---:|---:|---:|---:|"]
+    decode = next((r["fps"] for r in results if r["config"] == "decode" and "fps" in r), None)
+    rows = ["| configuration | FPS | x decode | p50 ms | p95 ms | CPU ms/frame | faces | peak RSS MB | frames |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         if "error" in r:
-            rows.append(f"| {LABELS[r['config']]} | failed: {r['error']} | | | | |")
+            rows.append(f"| {LABELS[r['config']]} | failed: {r['error']} | | | | | | | |")
             continue
-        rows.append(f"| {LABELS[r['config']]} | {r['fps']:.0f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} "
-                    f"| {r['maxrss_mb']:.0f} | {r['frames']} |")
-    profile = ["", "Per stage, ms per frame, each stage timed alone (no reader thread):", "",
-               "| runtime | decode | resize+RGB | invoke | tracker | draw | sum | FPS if sequential |",
-               "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        ratio = f"{r['fps'] / decode:.2f}" if decode else "-"
+        faces = f"{r['faces']:.2f}" if "faces" in r else "-"
+        rows.append(f"| {LABELS[r['config']]} | {r['fps']:.0f} | {ratio} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} "
+                    f"| {r.get('cpu_ms', 0):.2f} | {faces} | {r['maxrss_mb']:.0f} | {r['frames']} |")
+    profile = ["", "Per stage, ms per frame, each stage timed alone (no reader thread; encode is what --record adds "
+               "on its own thread):", "",
+               "| runtime | decode | resize+RGB | invoke | to detections | tracker | draw | sum | FPS if sequential "
+               "| encode |",
+               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         p = r.get("profile")
         if p:
-            total = sum(p.values())
+            total = sum(v for k, v in p.items() if k != "encode")
             profile.append(f"| {r['config']} | {p['decode']:.3f} | {p['preprocess']:.3f} | {p['invoke']:.3f} "
-                           f"| {p['track']:.3f} | {p['draw']:.3f} | {total:.3f} | {1000 / total:.0f} |")
+                           f"| {p['detections']:.3f} | {p['track']:.3f} | {p['draw']:.3f} | {total:.3f} "
+                           f"| {1000 / total:.0f} | {p['encode']:.3f} |")
     machine = (f"load average before {load[0]:.2f}, after {load[1]:.2f} on {os.cpu_count()} cores (the run itself "
                "adds about 1; a load above ~0.5 before means other processes were competing for the CPU)")
     return "\n".join([f"`{command}`", "", *rows, *profile, "", machine])
@@ -109,29 +143,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="default: the model bundled in the package")
     parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", help="frame size WxH of the clip")
+    parser.add_argument("--detections", choices=("model", "truth"), default="model",
+                        help="truth: the model runs, but the tracker gets the true boxes plus noise")
     parser.add_argument("--only", nargs="*", choices=CONFIGS, help="run only these configurations")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON lines too")
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     parser.add_argument("--video", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    truth = args.detections == "truth"
     if args.worker:
-        print(json.dumps(run_worker(args.worker, args.video, args.model, args.frames)))
+        print(json.dumps(run_worker(args.worker, args.video, args.model, args.frames, truth)))
         return
 
     from facetracker.inference import bundled_model_path
 
     model = args.model or bundled_model_path()
+    size = tuple(int(v) for v in args.size.lower().split("x"))
     command = "python benchmarks/live_fps.py" + (f" --model {args.model}" if args.model else "") + \
-              (f" --frames {args.frames}" if args.frames != 300 else "")
+              (f" --frames {args.frames}" if args.frames != 300 else "") + \
+              (f" --size {args.size}" if size != SIZE else "") + (" --detections truth" if truth else "")
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="live-fps-") as tmp:
-        video = build_video(Path(tmp) / "webcams.mp4", args.frames)
+        video = build_video(Path(tmp) / "two-people.mp4", args.frames, size)
         configs = args.only or CONFIGS
-        exported = export(model, Path(tmp)) if {"tflite", "onnx"} & set(configs) else {}
-        models = {"keras": model, **exported}
+        exported = export(model, Path(tmp)) if {"tflite", "tflite-record", "onnx"} & set(configs) else {}
+        models = {"keras": model, "tflite-record": exported.get("tflite"), **exported}
         results = []
         for config in configs:
-            result = worker(config, video, models.get(config), args.frames)
+            result = worker(config, video, models.get(config), args.frames, truth and config in MODEL_CONFIGS)
             results.append(result)
             print(f"{config}: {json.dumps(result) if args.json else result.get('fps', result.get('error'))}",
                   file=sys.stderr)
@@ -141,7 +181,7 @@ def main() -> None:
 # ---------------------------------------------------------------- the workers (one configuration per process)
 
 
-def run_worker(config: str, video: Path, model: Path | None, frames: int) -> dict:
+def run_worker(config: str, video: Path, model: Path | None, frames: int, truth: bool = False) -> dict:
     if config == "decode":
         result = decode_only(video, frames)
     else:
@@ -149,13 +189,27 @@ def run_worker(config: str, video: Path, model: Path | None, frames: int) -> dic
         warm_up(detector, video)
         from facetracker.live import run_live
 
-        stats = run_live(video, detector=detector, show=False, max_frames=SLOW_FRAMES.get(config, frames))
+        live_detector = TruthAfterModel(detector, video) if truth else detector
+        record = video.with_name("recorded.mp4") if config == "tflite-record" else None
+        before = cpu_seconds()
+        stats = run_live(video, detector=live_detector, show=False, max_frames=SLOW_FRAMES.get(config, frames),
+                         record=record, force=True)
         result = {"fps": stats.fps, "p50_ms": stats.latency_p50_ms, "p95_ms": stats.latency_p95_ms,
-                  "frames": stats.frames}
+                  "frames": stats.frames, "cpu_ms": (cpu_seconds() - before) / max(1, stats.frames) * 1000,
+                  "faces": stats.face_boxes / max(1, stats.frames),
+                  "tracks_seen": stats.tracks_seen}
+        if record is not None:
+            result["recorded_frames"] = stats.recorded_frames
         if config in ("keras", "tflite", "onnx"):
-            result["profile"] = profile_stages(detector, video, min(frames, 200))
+            result["profile"] = profile_stages(detector, video, min(frames, 200), truth)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
     return {"config": config, **result, "maxrss_mb": peak_kb / 1024}
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads: what a frame costs whatever else runs on the machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def decode_only(video: Path, frames: int) -> dict:
@@ -164,6 +218,7 @@ def decode_only(video: Path, frames: int) -> dict:
 
     capture = cv2.VideoCapture(str(video))
     times = []
+    cpu = cpu_seconds()
     start = time.perf_counter()
     for _ in range(frames):
         t = time.perf_counter()
@@ -174,7 +229,28 @@ def decode_only(video: Path, frames: int) -> dict:
     seconds = time.perf_counter() - start
     capture.release()
     p50, p95 = np.percentile(times, [50, 95]) * 1000
-    return {"fps": len(times) / seconds, "p50_ms": float(p50), "p95_ms": float(p95), "frames": len(times)}
+    return {"fps": len(times) / seconds, "p50_ms": float(p50), "p95_ms": float(p95), "frames": len(times),
+            "cpu_ms": (cpu_seconds() - cpu) / max(1, len(times)) * 1000}
+
+
+class TruthAfterModel:
+    """--detections truth: run the model on the frame (its whole cost), then hand the tracker the frame's true boxes
+    plus noise (written by build_video) instead of what the model found."""
+
+    def __init__(self, detector, video: Path):
+        self.detector, self.runtime_name = detector, detector.runtime_name
+        self.per_frame = json.loads(video.with_suffix(".truth.json").read_text())
+        self.calls = 0
+
+    def detect(self, frame, min_score: float = 0.0):
+        from facetracker.inference import Detection
+
+        self.detector.detect(frame, min_score=min_score)
+        if not frame.any():  # the live loop's black warm-up frames
+            return []
+        found = self.per_frame[self.calls % len(self.per_frame)]
+        self.calls += 1
+        return [Detection(score, tuple(box)) for score, box in found]
 
 
 def make_detector(config: str, model: Path | None):
@@ -230,40 +306,53 @@ class NotebookVGG16:
         return Detection(float(score[0][0]), (x1 * w, y1 * h, x2 * w, y2 * h))
 
 
-def profile_stages(detector, video: Path, frames: int) -> dict:
+def profile_stages(detector, video: Path, frames: int, truth: bool = False) -> dict:
     """Mean ms per frame of each stage of the live loop, timed one after the other on the same frames."""
     import cv2
     import numpy as np
 
-    from facetracker.live import _draw_track
-    from facetracker.draw import draw_status
+    from facetracker import config
+    from facetracker.draw import draw_status, draw_tracks
+    from facetracker.inference import Detection, to_detections
     from facetracker.tracking import Tracker
 
     capture = cv2.VideoCapture(str(video))
     tracker = Tracker()
-    totals = dict.fromkeys(("decode", "preprocess", "invoke", "track", "draw"), 0.0)
+    replay = json.loads(video.with_suffix(".truth.json").read_text()) if truth else None
+    totals = dict.fromkeys(("decode", "preprocess", "invoke", "detections", "track", "draw", "encode"), 0.0)
     inputs = np.empty((1, detector.image_size, detector.image_size, 3), np.float32)
+    writer = None
     count = 0
-    for _ in range(frames):
+    for i in range(frames):
         t0 = time.perf_counter()
         ok, frame = capture.read()
         if not ok:
             break
         t1 = time.perf_counter()
-        detector.preprocess(frame, inputs[0])
+        layout = detector.preprocess(frame, inputs[0])
         t2 = time.perf_counter()
         scores, boxes = detector.runtime.run(inputs)
         t3 = time.perf_counter()
-        box = boxes[0] * [frame.shape[1], frame.shape[0], frame.shape[1], frame.shape[0]]
-        track = tracker.update(float(scores[0]), tuple(box))
+        found = to_detections(scores[0], boxes[0], layout, config.TRACK_LOW_SCORE)
+        if replay is not None:
+            found = [Detection(score, tuple(box)) for score, box in replay[i % len(replay)]]
         t4 = time.perf_counter()
-        _draw_track(frame, track)
-        draw_status(frame, 100.0)
+        tracks = tracker.update(found)
         t5 = time.perf_counter()
-        for stage, seconds in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+        draw_tracks(frame, tracks, max((d.score for d in found), default=0.0))
+        draw_status(frame, 100.0)
+        t6 = time.perf_counter()
+        if writer is None:
+            writer = cv2.VideoWriter(str(video.with_name("profile.mp4")), cv2.VideoWriter_fourcc(*"mp4v"), 30.0,
+                                     (frame.shape[1], frame.shape[0]))
+        writer.write(frame)
+        t7 = time.perf_counter()
+        for stage, seconds in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6)):
             totals[stage] += seconds
         count += 1
     capture.release()
+    if writer is not None:
+        writer.release()
     return {stage: total / count * 1000 for stage, total in totals.items()}
 
 

@@ -1,13 +1,14 @@
 """Input pipeline speed: facetracker's tf.data pipeline vs the notebook's, against what a training step consumes.
 
-    .venv/bin/python benchmarks/pipeline_speed.py --data aug_data [--batch-size 8] [--backbones vgg16,mobilenetv2]
+    .venv/bin/python benchmarks/pipeline_speed.py --data aug_data [--batch-size 8] [--backbones compact,vgg16]
 
 For the train split of --data (made by `facetracker augment`) it times, in images (or labels) per second:
   labels     facetracker parses every JSON once up front (data.read_split) vs the notebook's tf.py_function
              label loader, which runs Python (open + json.load) for every example inside the tf.data graph;
-  pipeline   one full pass of facetracker's pipeline, decoding (first epoch, cache=False) and from the RAM cache
-             (later epochs), vs one pass of the notebook's pipeline (decode, resize, /255, py_function labels, zip,
-             shuffle(5000), batch, prefetch), at each backbone's input size;
+  pipeline   one full pass of facetracker's pipeline (images and every face box, padded to MAX_BOXES), decoding
+             (first epoch, cache=False) and from the RAM cache (later epochs), vs one pass of the notebook's
+             pipeline (decode, resize, /255, py_function labels, zip, shuffle(5000), batch, prefetch), at each
+             backbone's input size;
   train step what one training step of that backbone consumes (benchmarks/train_speed.py), so the pipeline
              is fast enough when its rate is well above this one.
 """
@@ -34,13 +35,15 @@ def images_per_second(ds, count: int) -> float:
 
 
 def notebook_labels(split_dir: Path):
-    """The notebook's label loader, verbatim apart from paths."""
+    """The notebook's label loader, verbatim apart from paths and reading the first of several "bboxes" (its
+    one-face model had a single "bbox"): the cost measured is the Python call per example."""
     import tensorflow as tf
 
     def load_labels(label_path):
         with open(label_path.numpy(), "r", encoding="utf-8") as f:
             label = json.load(f)
-        return [label["class"]], label["bbox"]
+        bbox = label["bbox"] if "bbox" in label else (label["bboxes"] or [[0, 0, 0, 0]])[0]
+        return [label["class"]], bbox
 
     labels = tf.data.Dataset.list_files(str(split_dir / "labels" / "*.json"), shuffle=False)
     return labels.map(lambda x: tf.py_function(load_labels, [x], [tf.uint8, tf.float16]))
@@ -68,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("aug_data"))
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--backbones", default="vgg16,mobilenetv2")
+    parser.add_argument("--backbones", default="compact,mobilenetv2,vgg16")
     args = parser.parse_args()
 
     from facetracker.data import make_dataset, read_split

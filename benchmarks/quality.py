@@ -1,25 +1,32 @@
-"""Model quality on people the tracker has never seen: leave-one-person-out over the three real data sets.
+"""Model quality on people the tracker has never seen: leave-people-out folds over the shared data sets.
 
-    .venv/bin/python benchmarks/quality.py            # the full protocol, table -> docs/quality.md
-    .venv/bin/python benchmarks/quality.py --quick    # smoke run (a few minutes), table printed only
+    make quality                                        # = .venv/bin/python benchmarks/quality.py
+    .venv/bin/python benchmarks/quality.py --quick      # smoke run (a few minutes): 4 small sets, 1 fold, 2 epochs
+    .venv/bin/python benchmarks/quality.py --fold 1     # only fold 1 (run the others later: finished folds are kept)
+    .venv/bin/python benchmarks/quality.py --blazeface-only   # BlazeFace's table on every set, no training
 
-For each fold (held-out person = webcam-a, webcam-b, webcam-c) it runs the real workflow with the `facetracker`
-command line, each stage in its own process, in a temporary folder:
+The 23 data sets of ../shared/datasets are split into --folds groups of whole sets, balanced by image count
+(caltech-faces, whose ~27 people recur across its images, is one set and so always held out whole). Every set is
+held out exactly once. Each fold trains a new model from scratch with the bundled recipe
+(facetracker.recipe.train_on_sets, --epochs) on all the other sets, saves it, and evaluates every held-out set
+separately with facetracker.evaluate (the same images the recipe would use: for the sets known to leave faces
+unlabelled, only the labelled images). MediaPipe BlazeFace (full-range and short-range models, boxes converted to
+the head-sized labels) runs on the same images in its own virtualenv (benchmarks/blazeface.py) and is scored by
+the same functions.
 
-    copy the other two people's images + labels into data/   (the shared folders are never touched)
-    facetracker split    --data data --ratios 0.85 0.1 0.05 --seed 42
-    facetracker augment  --data data --out aug_data --variants V
-    facetracker train    --data aug_data --epochs E [train options]
-    facetracker evaluate --model models/facetracker.keras --data <held-out person's raw labelme folder>
-
-and collects AP@0.5 (one detection per image, ranked by score), mean IoU on faces and the false-positive rate on
-negatives from evaluate's JSON report. The table is written between the markers of docs/quality.md (or --doc);
-the hand-written analysis around it is kept.
+Everything goes to benchmarks/results/quality/<N>-folds-<E>-epochs/ (or --results): fold-K.keras, the training log
+fold-K.train.jsonl, each held-out set's evaluate report in fold-K/<set>/, results.json (rewritten after every
+fold, so a stopped run keeps its finished folds and a new run resumes after them) and table.md. BlazeFace's
+detections are cached per set in benchmarks/results/blazeface/. When every fold of the full protocol is done, the
+table goes between the markers of docs/quality.md (or --doc); the text around it is kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
+import hashlib
 import json
 import os
 import shutil
@@ -29,147 +36,377 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from facetracker import config  # noqa: E402  (after the TF log level)
+
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
-PEOPLE = ("webcam-a", "webcam-b", "webcam-c")
+RESULTS = REPO / "benchmarks" / "results"
+BLAZEFACE_CACHE = RESULTS / "blazeface"
+MEDIAPIPE_VENV = REPO / ".venv-mediapipe"
 DOC = REPO / "docs" / "quality.md"
-START, END = "<!-- quality-table:start -->", "<!-- quality-table:end -->"
-# BlazeFace (short range) and Haar, boxes rescaled to these head-sized labels: the issue's reference figures.
-REFERENCE = {"webcam-a": ((0.944, 0.679), (0.806, 0.599)), "webcam-b": ((0.876, 0.657), (0.090, 0.116)),
-             "webcam-c": ((0.968, 0.776), (0.445, 0.345))}
-TARGET_AP, TARGET_IOU = 0.95, 0.75
-SPLIT_RATIOS = ("0.85", "0.1", "0.05")  # the held-out person is the test set: keep most of the others for training
-# The bundled model's recipe (docs/quality.md), which fits the ~90-minute budget on 2 cores: ~6 000 training
-# images per epoch per fold, ~10-15 minutes per fold.
-FULL = dict(variants=12, background_crops=3, pastes=15, epochs=10, batch_size=16)
-QUICK = dict(variants=2, background_crops=1, pastes=1, epochs=2, batch_size=16)
+TABLE_MARKERS = ("<!-- quality-table:start -->", "<!-- quality-table:end -->")
+BLAZEFACE_MARKERS = ("<!-- blazeface-table:start -->", "<!-- blazeface-table:end -->")
+BLAZEFACE_MODELS = ("full-range", "short-range")
+QUICK_SETS = ("webcam-m", "webcam-q", "webcam-r", "webcam-v")  # small; -r, -v name their faces Semih, vatsal
+QUICK_EPOCHS = 2
+# Per-set figures kept in results.json (the full reports with per-image rows stay in fold-K/<set>/).
+SUMMARY_KEYS = ("images", "face_images", "faces", "negatives", "detections", "ap50", "ap50_95", "coco_ap50",
+                "mean_iou", "recall", "precision", "f1", "fp_per_image", "fp_rate_negatives", "true_positives",
+                "false_positives", "negatives_flagged")
 
 
-def facetracker(*args: str, cwd: Path, log) -> None:
-    """Run one facetracker command; its output goes to the fold's log. Stops the benchmark if it fails."""
-    command = [str(Path(sys.executable).parent / "facetracker"), *args]
-    log.write(f"$ {' '.join(command)}\n")
-    log.flush()
-    result = subprocess.run(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "COLUMNS": "160"})
-    if result.returncode:
-        sys.exit(f"quality: `facetracker {args[0]}` failed with exit code {result.returncode}; see {log.name}")
+# ---------------------------------------------------------------- sets and folds
 
 
-def copy_people(names: list[str], dest: Path) -> None:
-    """Images and labels of these data sets into dest/images + dest/labels (uuid names never clash)."""
-    for folder in ("images", "labels"):
-        (dest / folder).mkdir(parents=True, exist_ok=True)
-    for name in names:
-        for folder in ("images", "labels"):
-            for path in (DATASETS / name / folder).iterdir():
-                shutil.copy2(path, dest / folder / path.name)
+def available_sets() -> list[str]:
+    return sorted(p.name for p in DATASETS.iterdir() if (p / config.IMAGES).is_dir())
 
 
-def run_fold(held_out: str, root: Path, settings: dict, train_args: list[str]) -> dict:
-    """Train on the other two people, evaluate on every image of `held_out`; returns the figures."""
-    fold = root / f"without-{held_out}"
-    fold.mkdir(parents=True)
-    copy_people([p for p in PEOPLE if p != held_out], fold / "data")
+@functools.cache
+def image_count(name: str) -> int:
+    from facetracker.files import list_images
+
+    return len(list_images(DATASETS / name / config.IMAGES))
+
+
+def make_folds(sets: list[str], folds: int) -> list[list[str]]:
+    """Whole sets into `folds` groups of about equal image count: largest set first, each to the lightest group.
+
+    Deterministic for a list of sets, so a resumed run rebuilds the same folds."""
+    groups: list[list[str]] = [[] for _ in range(min(folds, len(sets)))]
+    sizes = [0] * len(groups)
+    for name in sorted(sets, key=lambda n: (-image_count(n), n)):
+        lightest = sizes.index(min(sizes))
+        groups[lightest].append(name)
+        sizes[lightest] += image_count(name)
+    return [sorted(g) for g in groups]
+
+
+def samples_of(name: str) -> list:
+    """The images of a set as the recipe sees them (its own face label name; no unreliable negatives)."""
+    from facetracker.recipe import set_samples
+
+    return set_samples(DATASETS / name)
+
+
+def summary(report: dict) -> dict:
+    return {key: report[key] for key in SUMMARY_KEYS}
+
+
+# ---------------------------------------------------------------- BlazeFace, in its own virtualenv
+
+
+def ensure_mediapipe_venv() -> Path:
+    python = MEDIAPIPE_VENV / "bin" / "python"
+    if not (MEDIAPIPE_VENV / ".installed-stamp").exists():
+        print(f"creating {MEDIAPIPE_VENV.name} for BlazeFace (mediapipe 0.10.21) ...", flush=True)
+        subprocess.run(["bash", str(REPO / "benchmarks" / "setup_mediapipe_venv.sh"), str(MEDIAPIPE_VENV)],
+                       check=True)
+    return python
+
+
+def blazeface_cache_dir() -> Path:
+    """One folder per conversion setting, so changing config's box conversion never reuses stale boxes."""
+    return BLAZEFACE_CACHE / (f"min{config.MIN_SCORE}-x{config.BLAZEFACE_BOX_SCALE}"
+                              f"-up{config.BLAZEFACE_BOX_SHIFT_UP}")
+
+
+def blazeface_detections(names: list[str]) -> dict[str, dict[str, dict]]:
+    """{set: {image file name: row of benchmarks/blazeface.py}}, running BlazeFace on the sets not cached yet."""
+    cache = blazeface_cache_dir()
+    missing = [n for n in names if not (cache / f"{n}.jsonl").exists()]
+    if missing:
+        run_blazeface(missing, cache)
+    return {n: {row["image"]: row for row in map(json.loads, (cache / f"{n}.jsonl").read_text().splitlines())}
+            for n in names}
+
+
+def run_blazeface(names: list[str], cache: Path) -> None:
+    """One blazeface.py process for all these sets (MediaPipe starts in seconds, runs ~30 ms per image)."""
+    from facetracker.files import list_images
+
+    python = ensure_mediapipe_venv()
+    cache.mkdir(parents=True, exist_ok=True)
+    paths = {n: list_images(DATASETS / n / config.IMAGES) for n in names}
+    print(f"BlazeFace on {sum(map(len, paths.values()))} images of {len(names)} sets ...", flush=True)
+    with tempfile.TemporaryDirectory(prefix="blazeface-") as work:
+        listing, out, log = Path(work) / "images.txt", Path(work) / "out.jsonl", Path(work) / "log.txt"
+        listing.write_text("".join(f"{p}\n" for n in names for p in paths[n]))
+        command = [str(python), str(REPO / "benchmarks" / "blazeface.py"), "--images", str(listing), "--out", str(out),
+                   "--min-score", str(config.MIN_SCORE), "--scale", str(config.BLAZEFACE_BOX_SCALE),
+                   "--shift-up", str(config.BLAZEFACE_BOX_SHIFT_UP)]
+        with open(log, "w") as stderr:  # MediaPipe's native log lines: shown only when it fails
+            failed = subprocess.run(command, stderr=stderr).returncode
+        if failed:
+            sys.exit(f"quality: benchmarks/blazeface.py failed ({failed}):\n" + log.read_text()[-2000:])
+        rows = iter(map(json.loads, out.read_text().splitlines()))
+        for name in names:
+            lines = [json.dumps({**row, "image": Path(row["image"]).name}) for row in (next(rows) for _ in paths[name])]
+            (cache / f"{name}.jsonl").write_text("".join(f"{line}\n" for line in lines))
+
+
+def score_blazeface(samples: list, rows: dict[str, dict], model: str, threshold: float) -> dict:
+    """BlazeFace's detections of these samples, scored exactly like the FaceTracker's."""
+    from facetracker.evaluate import score_detections
+
+    found = [rows[s.image.name].get(model, []) for s in samples]
+    report = score_detections(samples, [s.boxes for s in samples], [[d["score"] for d in f] for f in found],
+                              [[d["box"] for d in f] for f in found], threshold)
+    return summary(report)
+
+
+def blazeface_results(names: list[str], threshold: float) -> dict[str, dict[str, dict]]:
+    """{set: {model: summary}} for BlazeFace's two models."""
+    detections = blazeface_detections(names)
+    return {n: {m: score_blazeface(samples_of(n), detections[n], m, threshold) for m in BLAZEFACE_MODELS}
+            for n in names}
+
+
+# ---------------------------------------------------------------- one fold
+
+
+def run_fold(k: int, held_out: list[str], train_sets: list[str], run_dir: Path, epochs: int,
+             threshold: float) -> dict:
+    """Train on `train_sets` (unless fold-K.keras is already there), evaluate every held-out set."""
+    model_path = run_dir / f"fold-{k}.keras"
     started = time.perf_counter()
-    with open(fold / "log.txt", "w") as log:
-        facetracker("split", "--data", "data", "--ratios", *SPLIT_RATIOS, "--seed", "42", cwd=fold, log=log)
-        facetracker("augment", "--data", "data", "--out", "aug_data", "--variants", str(settings["variants"]),
-                    "--background-crops", str(settings["background_crops"]), "--pastes", str(settings["pastes"]),
-                    "--workers", str(os.cpu_count() or 1), cwd=fold, log=log)
-        augmented = time.perf_counter()
-        facetracker("train", "--data", "aug_data", "--epochs", str(settings["epochs"]),
-                    "--batch-size", str(settings["batch_size"]), "--out", "models/facetracker.keras",
-                    "--run-name", held_out, *train_args, cwd=fold, log=log)
-        trained = time.perf_counter()
-        facetracker("evaluate", "--model", "models/facetracker.keras", "--data", str(DATASETS / held_out),
-                    "--out", "report", cwd=fold, log=log)
-    report = json.loads((fold / "report" / "evaluation.json").read_text())
-    state = json.loads((fold / "models" / "facetracker.ckpt" / "state.json").read_text())
-    return {"held_out": held_out, "ap50": report["ap50"], "mean_iou": report["mean_iou"],
-            "fp_rate": report["false_positive_rate"], "faces": report["faces"], "negatives": report["negatives"],
-            "recall": report["recall"], "precision": report["precision"],
-            "epochs": state["epoch"], "best_epoch": state["best_epoch"],
-            "augment_min": (augmented - started) / 60, "train_min": (trained - augmented) / 60,
-            "minutes": (time.perf_counter() - started) / 60}
+    if not model_path.exists():  # saved atomically at the end of training: present means complete
+        train_fold(k, train_sets, model_path, epochs)
+    trained = time.perf_counter()
+    sets = evaluate_fold(model_path, held_out, run_dir / f"fold-{k}", threshold)
+    return {"held_out": held_out, "trained_on": train_sets, "epochs": epochs, "model": model_path.name,
+            "train_minutes": round((trained - started) / 60, 1),
+            "eval_minutes": round((time.perf_counter() - trained) / 60, 1), "sets": sets}
+
+
+def train_fold(k: int, train_sets: list[str], model_path: Path, epochs: int) -> None:
+    import keras
+
+    from facetracker.recipe import RecipeOptions, train_on_sets
+
+    log = model_path.with_suffix(".train.jsonl")
+    log.unlink(missing_ok=True)  # an interrupted training starts again from scratch: so does its log
+    print(f"fold {k}: training on {len(train_sets)} sets for {epochs} epochs (log: {log}) ...", flush=True)
+    train_on_sets([DATASETS / n for n in train_sets], RecipeOptions(out=model_path, epochs=epochs, log=log))
+    keras.backend.clear_session()  # the next fold builds a new model: free this one's graph
+    gc.collect()
+
+
+def evaluate_fold(model_path: Path, held_out: list[str], reports: Path, threshold: float) -> dict[str, dict]:
+    from facetracker.evaluate import evaluate_samples, write_report
+    from facetracker.inference import Detector
+
+    detector = Detector.load(model_path)
+    results = {}
+    for name in held_out:
+        report = evaluate_samples(detector, samples_of(name), threshold)
+        write_report(report, reports / name, force=True)  # predictions.png: what a person looks at
+        results[name] = {**summary(report), "latency_ms": round(report["latency_ms"], 2)}
+        print(f"  {name}: AP@0.5 {fmt(report['ap50'])}, mean IoU {fmt(report['mean_iou'])}, FP rate on negatives "
+              f"{fmt(report['fp_rate_negatives'], 2)}", flush=True)
+    return results
+
+
+# ---------------------------------------------------------------- results file (resumable)
+
+
+def load_results(path: Path, protocol: dict) -> dict:
+    """The results of earlier runs of the same protocol, or a new empty record."""
+    if not path.exists():
+        return {"protocol": protocol, "folds": {}}
+    results = json.loads(path.read_text())
+    earlier = results["protocol"]
+    if earlier["folds_plan"] != protocol["folds_plan"] or earlier["epochs"] != protocol["epochs"]:
+        sys.exit(f"quality: {path} holds another fold plan or epoch count; move it away or pass --results DIR")
+    return results
+
+
+def save_results(path: Path, results: dict) -> None:
+    from facetracker.files import write_json_atomic
+
+    write_json_atomic(path, results, indent=1)
+
+
+# ---------------------------------------------------------------- tables
 
 
 def fmt(value, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def table(rows: list[dict], settings: dict, train_args: list[str], minutes: float) -> str:
-    command = " ".join(["benchmarks/quality.py", *sys.argv[1:]])
-    lines = [
-        f"Command: `.venv/bin/python {command}` — augment: {settings['variants']} variants, "
-        f"{settings['background_crops']} background crops, {settings['pastes']} pasted faces per image; train: "
-        f"{settings['epochs']} epochs, batch {settings['batch_size']}, options `{' '.join(train_args) or '(defaults)'}`; "
-        f"{minutes:.0f} min in all on {os.cpu_count()} CPU cores.",
-        "",
-        "| held-out person | faces / negatives | AP@0.5 | mean IoU | FP rate on negatives | recall @0.5 | "
-        "BlazeFace AP / IoU | Haar AP / IoU | target met | epochs (best) | minutes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def blaze_cell(figures: dict) -> str:
+    return f"{fmt(figures['ap50'])} / {fmt(figures['mean_iou'])} / {fmt(figures['fp_rate_negatives'], 2)}"
+
+
+def mean_blaze_cell(rows: list[dict], model: str) -> str:
+    return " / ".join(fmt(mean(r["blazeface"][model][key] for r in rows), digits)
+                      for key, digits in (("ap50", 3), ("mean_iou", 3), ("fp_rate_negatives", 2)))
+
+
+def quality_table(rows: list[dict], caption: str) -> str:
+    """Per held-out set: the model's figures beside BlazeFace's, plus the unweighted mean over the sets."""
+    lines = [caption, "",
+             "| held-out set | fold | images | faces | negatives | AP@0.5 | AP@[.5:.95] | mean IoU | recall @0.5 | "
+             "FP rate on negatives | BlazeFace full range AP@0.5 / IoU / FP rate | BlazeFace short range |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
-        (blaze_ap, blaze_iou), (haar_ap, haar_iou) = REFERENCE[r["held_out"]]
-        met = (r["ap50"] or 0) >= TARGET_AP and (r["mean_iou"] or 0) >= TARGET_IOU
-        lines.append(
-            f"| {r['held_out']} | {r['faces']} / {r['negatives']} | **{fmt(r['ap50'])}** | **{fmt(r['mean_iou'])}** | "
-            f"{fmt(r['fp_rate'], 2)} | {fmt(r['recall'])} | {blaze_ap:.3f} / {blaze_iou:.3f} | "
-            f"{haar_ap:.3f} / {haar_iou:.3f} | {'yes' if met else 'no'} | {r['epochs']} ({r['best_epoch']}) | "
-            f"{r['minutes']:.1f} |")
+        m = r["model"]
+        lines.append(f"| {r['set']} | {r['fold']} | {m['images']} | {m['faces']} | {m['negatives']} | "
+                     f"**{fmt(m['ap50'])}** | {fmt(m['ap50_95'])} | **{fmt(m['mean_iou'])}** | {fmt(m['recall'])} | "
+                     f"{fmt(m['fp_rate_negatives'], 2)} | {blaze_cell(r['blazeface']['full-range'])} | "
+                     f"{blaze_cell(r['blazeface']['short-range'])} |")
+    means = {key: mean(r["model"][key] for r in rows) for key in ("ap50", "ap50_95", "mean_iou", "recall",
+                                                                  "fp_rate_negatives")}
+    lines.append(f"| mean of {len(rows)} sets | | {sum(r['model']['images'] for r in rows)} | "
+                 f"{sum(r['model']['faces'] for r in rows)} | {sum(r['model']['negatives'] for r in rows)} | "
+                 f"**{fmt(means['ap50'])}** | {fmt(means['ap50_95'])} | **{fmt(means['mean_iou'])}** | "
+                 f"{fmt(means['recall'])} | {fmt(means['fp_rate_negatives'], 2)} | "
+                 f"{mean_blaze_cell(rows, 'full-range')} | {mean_blaze_cell(rows, 'short-range')} |")
     return "\n".join(lines)
 
 
-def write_doc(doc: Path, text: str) -> None:
-    """Replace the table between the markers, keep the rest of the page (written atomically)."""
-    old = doc.read_text() if doc.exists() else f"# Model quality\n\n{START}\n{END}\n"
-    if START not in old or END not in old:
-        old = old.rstrip() + f"\n\n{START}\n{END}\n"
-    head, rest = old.split(START, 1)
-    new = f"{head}{START}\n{text}\n{END}{rest.split(END, 1)[1]}"
+def blazeface_table(blaze: dict[str, dict[str, dict]], caption: str) -> str:
+    """BlazeFace alone on every set: AP@0.5, mean IoU and FP rate on negatives of both models."""
+    lines = [caption, "",
+             "| set | images | faces | negatives | full range AP@0.5 | mean IoU | FP rate on negatives | "
+             "short range AP@0.5 | mean IoU | FP rate on negatives |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    cells = (("ap50", 3), ("mean_iou", 3), ("fp_rate_negatives", 2))
+    for name, models in blaze.items():
+        full = models["full-range"]
+        figures = " | ".join(fmt(models[m][key], d) for m in BLAZEFACE_MODELS for key, d in cells)
+        lines.append(f"| {name} | {full['images']} | {full['faces']} | {full['negatives']} | {figures} |")
+    figures = " | ".join(fmt(mean(models[m][key] for models in blaze.values()), d)
+                         for m in BLAZEFACE_MODELS for key, d in cells)
+    totals = [sum(models["full-range"][key] for models in blaze.values()) for key in ("images", "faces", "negatives")]
+    lines.append(f"| mean of {len(blaze)} sets | {totals[0]} | {totals[1]} | {totals[2]} | {figures} |")
+    return "\n".join(lines)
+
+
+def write_doc(doc: Path, text: str, markers: tuple[str, str]) -> None:
+    """Replace the text between the markers (appended when missing), keep the rest of the page (atomically)."""
+    start, end = markers
+    old = doc.read_text() if doc.exists() else "# Model quality\n"
+    if start not in old or end not in old:
+        old = old.rstrip() + f"\n\n{start}\n{end}\n"
+    head, rest = old.split(start, 1)
     tmp = doc.with_suffix(".md.tmp")
-    tmp.write_text(new)
+    tmp.write_text(f"{head}{start}\n{text}\n{end}{rest.split(end, 1)[1]}")
     tmp.replace(doc)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: few variants and epochs, table not saved")
-    parser.add_argument("--variants", type=int)
-    parser.add_argument("--background-crops", type=int)
-    parser.add_argument("--pastes", type=int)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--folds", nargs="+", choices=PEOPLE, default=list(PEOPLE), help="held-out people to run")
-    parser.add_argument("--keep", type=Path, help="work in this (new) folder and keep it")
-    parser.add_argument("--doc", type=Path, default=DOC, help="page the table goes into (not with --quick)")
-    parser.add_argument("--json", type=Path, help="also write the per-fold figures to this JSON file")
-    args, train_args = parser.parse_known_args()  # anything else goes to `facetracker train`, e.g. --lr 2e-3
+def command_line() -> str:
+    return " ".join([".venv/bin/python benchmarks/quality.py", *sys.argv[1:]])
 
-    settings = dict(QUICK if args.quick else FULL)
-    for key in settings:
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    root = args.keep or Path(tempfile.mkdtemp(prefix="facetracker-quality-"))
-    root.mkdir(parents=True, exist_ok=True)
-    started, rows = time.perf_counter(), []
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folds", type=int, default=config.QUALITY_FOLDS, help="groups of held-out sets")
+    parser.add_argument("--epochs", type=int, help=f"recipe epochs per fold (default {config.RECIPE_EPOCHS})")
+    parser.add_argument("--sets", nargs="+", help="only these data sets take part (training and held out)")
+    parser.add_argument("--fold", type=int, action="append", help="run only fold K (repeatable; 1-based)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke run: sets {', '.join(QUICK_SETS)}, fold 1 only, {QUICK_EPOCHS} epochs, "
+                             "results in a temporary folder, docs untouched")
+    parser.add_argument("--results", type=Path, help="folder for models, reports and results.json")
+    parser.add_argument("--threshold", type=float, default=config.THRESHOLD, help="score that counts as a face")
+    parser.add_argument("--blazeface-only", action="store_true", help="BlazeFace's table on the sets, no training")
+    parser.add_argument("--doc", type=Path, default=DOC, help="page the tables go into (not with --quick)")
+    args = parser.parse_args()
+    if args.quick:
+        args.sets = args.sets or list(QUICK_SETS)
+        args.fold = args.fold or [1]
+        args.epochs = args.epochs or QUICK_EPOCHS
+    args.epochs = args.epochs or config.RECIPE_EPOCHS
+    unknown = set(args.sets or ()) - set(available_sets())
+    if unknown:
+        parser.error(f"unknown data sets {sorted(unknown)}; found in {DATASETS}: {', '.join(available_sets())}")
+    args.sets = sorted(args.sets or available_sets())
+    return args
+
+
+def run_dir_for(args, whole: bool) -> Path:
+    if args.results:
+        return args.results
+    tag = f"{args.folds}-folds-{args.epochs}-epochs"
+    if not whole:  # a subset of the sets makes other folds: never mix them with the full protocol's
+        tag += "-sets-" + hashlib.sha1(",".join(args.sets).encode()).hexdigest()[:8]
+    return RESULTS / "quality" / tag
+
+
+def main() -> None:
+    args = parse_args()
+    whole = args.sets == available_sets()
+    if args.blazeface_only:
+        blaze = blazeface_results(args.sets, args.threshold)
+        text = blazeface_table(blaze, f"Command: `{command_line()}` (threshold {args.threshold}; boxes x"
+                                      f"{config.BLAZEFACE_BOX_SCALE} about the centre, up "
+                                      f"{config.BLAZEFACE_BOX_SHIFT_UP} of the height).")
+        print(text)
+        if whole and not args.quick:
+            write_doc(args.doc, text, BLAZEFACE_MARKERS)
+            print(f"table written to {args.doc}")
+        return
+
+    folds = make_folds(args.sets, args.folds)
+    chosen = args.fold or list(range(1, len(folds) + 1))
+    if any(not 1 <= k <= len(folds) for k in chosen):
+        sys.exit(f"quality: --fold must be between 1 and {len(folds)}")
+    temporary = Path(tempfile.mkdtemp(prefix="facetracker-quality-")) if args.quick and not args.results else None
+    run_dir = temporary or run_dir_for(args, whole)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    protocol = {"sets": args.sets, "folds_plan": folds, "epochs": args.epochs, "threshold": args.threshold,
+                "recipe": {"batch_size": config.RECIPE_BATCH_SIZE, "backbone": config.DEFAULT_BACKBONE,
+                           "image_size": config.IMAGE_SIZE[config.DEFAULT_BACKBONE]}}
+    results_path = run_dir / "results.json"
+    results = load_results(results_path, protocol)
     try:
-        for held_out in args.folds:
-            print(f"fold without {held_out}: training on the others ...", flush=True)
-            rows.append(run_fold(held_out, root, settings, train_args))
-            r = rows[-1]
-            print(f"  {held_out}: AP@0.5 {fmt(r['ap50'])}, mean IoU {fmt(r['mean_iou'])}, FP rate "
-                  f"{fmt(r['fp_rate'], 2)} ({r['minutes']:.1f} min)", flush=True)
+        blaze = blazeface_results(args.sets, args.threshold)  # first: minutes, where a fold takes most of an hour
+        results["blazeface"] = blaze
+        for k in chosen:
+            if str(k) in results["folds"]:
+                print(f"fold {k}: done earlier ({', '.join(folds[k - 1])})", flush=True)
+                continue
+            train_sets = [n for n in args.sets if n not in folds[k - 1]]
+            print(f"fold {k} of {len(folds)}: holding out {', '.join(folds[k - 1])}", flush=True)
+            results["folds"][str(k)] = run_fold(k, folds[k - 1], train_sets, run_dir, args.epochs, args.threshold)
+            save_results(results_path, results)
+        save_results(results_path, results)
+        report_tables(args, results, folds, run_dir, whole)
     finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-    text = table(rows, settings, train_args, (time.perf_counter() - started) / 60)
+        if temporary:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def report_tables(args, results: dict, folds: list[list[str]], run_dir: Path, whole: bool) -> None:
+    """Print the table of every finished fold, save it as table.md, and put it in the docs when complete."""
+    rows = [{"set": name, "fold": int(k), "model": figures, "blazeface": results["blazeface"][name]}
+            for k, fold in sorted(results["folds"].items(), key=lambda item: int(item[0]))
+            for name, figures in sorted(fold["sets"].items())]
+    minutes = sum(f["train_minutes"] + f["eval_minutes"] for f in results["folds"].values())
+    caption = (f"Command: `{command_line()}` — {len(folds)} folds of whole sets, {len(results['folds'])} done; "
+               f"recipe: {args.epochs} epochs, batch {config.RECIPE_BATCH_SIZE}, {config.DEFAULT_BACKBONE} at "
+               f"{config.IMAGE_SIZE[config.DEFAULT_BACKBONE]} px, from scratch; threshold {args.threshold}; "
+               f"{minutes:.0f} min of training and evaluation on {os.cpu_count()} CPU cores. "
+               f"BlazeFace boxes x{config.BLAZEFACE_BOX_SCALE} about the centre, up {config.BLAZEFACE_BOX_SHIFT_UP} "
+               "of the height. Means are over sets, unweighted.")
+    text = quality_table(rows, caption)
     print(text)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
-    if not args.quick and set(args.folds) == set(PEOPLE):
-        write_doc(args.doc, text)
+    if not args.quick:
+        (run_dir / "table.md").write_text(text + "\n")
+        print(f"results: {run_dir / 'results.json'}, {run_dir / 'table.md'}")
+    if whole and not args.quick and len(results["folds"]) == len(folds):
+        write_doc(args.doc, text, TABLE_MARKERS)
         print(f"table written to {args.doc}")
 
 

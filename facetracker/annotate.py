@@ -1,10 +1,12 @@
-"""`facetracker label`: draw face boxes in the real labelme, or `--check` what a label folder holds."""
+"""`facetracker label`: draw face boxes in the real labelme (after the model's pre-labels with `--prelabel`), or
+`--check` what a label folder holds (with the model's opinion on every label with `--check --model`)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -19,7 +21,7 @@ from typing import IO
 from rich.console import Console
 from rich.table import Table
 
-from facetracker import config, labels
+from facetracker import config, labels, prelabel
 from facetracker.display import HOW_TO_GET_ONE, display_problem
 from facetracker.errors import FacetrackerError
 from facetracker.files import ensure_writable_dir, list_images
@@ -50,6 +52,38 @@ def launch_labelme(images: Path, labels_dir: Path, names: tuple[str, ...] = conf
     return status
 
 
+def prelabel_and_launch(images: Path, labels_dir: Path, names: tuple[str, ...], model: Path | None,
+                        threshold: float = config.PRELABEL_THRESHOLD, open_labelme: bool = True,
+                        console: Console | None = None) -> int:
+    """`label --prelabel`: the model's face boxes into a label file for every image without one (flagged
+    predicted), a one-line summary, then labelme on the folder exactly as `label` opens it (unless not
+    `open_labelme`). `model` None: the default model. Returns labelme's exit status (0 without labelme)."""
+    from rich.progress import Progress
+
+    from facetracker.inference import Detector, resolve_model_path
+
+    console = console or Console()
+    if open_labelme:  # before the pre-labels: a missing display is reported before any work is done
+        check_labelme_can_start(images, names, instead="; or pass --no-open to only write the pre-labels")
+    elif not list_images(images):
+        raise FacetrackerError("no images to label", images, "collect some first: facetracker collect")
+    ensure_writable_dir(labels_dir)
+    detector = Detector.load(resolve_model_path(model))
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("pre-labelling", total=len(list_images(images)))
+        summary = prelabel.prelabel_folder(detector, images, labels_dir, names[0], threshold,
+                                           progress=lambda n: bar.advance(task, n))
+    say(console, f"{summary.describe(threshold)} — in {labels_dir}")
+    for line in summary.skipped[:SKIPPED_SHOWN]:
+        say(console, f"  skipped: {line}")
+    if not open_labelme:
+        say(console, "next: facetracker label (review the predicted boxes), then facetracker label --check")
+        return 0
+    say(console, f"review them in labelme: every box the model drew has '{config.PREDICTED_FLAG}' ticked in its "
+                 "label dialog (double-click it in the label list); untick it once the box is right")
+    return launch_labelme(images, labels_dir, names, console)
+
+
 @dataclass
 class LabelmeRun:
     process: subprocess.Popen
@@ -60,17 +94,8 @@ def start_labelme(images: Path, labels_dir: Path, names: tuple[str, ...] = confi
                   env: Mapping[str, str] | None = None) -> LabelmeRun:
     """Start labelme without waiting; raise one clear error when it cannot run here."""
     images = Path(images)
-    if not list_images(images):
-        raise FacetrackerError("no images to label", images, "collect some first: facetracker collect")
-    if not names:
-        raise FacetrackerError("no label name given", None, "use --label face")
     env = dict(os.environ if env is None else env)
-    problem = display_problem(env)
-    if problem:
-        raise FacetrackerError(f"labelme needs a display, and {problem}", None, HOW_TO_GET_ONE)
-    if importlib.util.find_spec("labelme") is None:
-        raise FacetrackerError("labelme is not installed in this environment", sys.executable,
-                               "pip install 'labelme>=5.5,<7'")
+    check_labelme_can_start(images, names, env)
     labels_dir = ensure_writable_dir(labels_dir)
     log = tempfile.TemporaryFile(mode="w+", prefix="facetracker-labelme-")
     process = subprocess.Popen(labelme_command(images, labels_dir, names), env=labelme_environment(env),
@@ -78,12 +103,31 @@ def start_labelme(images: Path, labels_dir: Path, names: tuple[str, ...] = confi
     return LabelmeRun(process, log)
 
 
+def check_labelme_can_start(images: Path, names: tuple[str, ...], env: Mapping[str, str] | None = None,
+                            instead: str = "") -> None:
+    """Raise the one-line error `label` would stop with (no images, no display, no labelme); `instead` is added
+    to the advice (how to do without the window)."""
+    if not list_images(images):
+        raise FacetrackerError("no images to label", images, "collect some first: facetracker collect")
+    if not names:
+        raise FacetrackerError("no label name given", None, "use --label face")
+    problem = display_problem(os.environ if env is None else env)
+    if problem:
+        raise FacetrackerError(f"labelme needs a display, and {problem}", None, HOW_TO_GET_ONE + instead)
+    if importlib.util.find_spec("labelme") is None:
+        raise FacetrackerError("labelme is not installed in this environment", sys.executable,
+                               "pip install 'labelme>=5.5,<7'" + instead)
+
+
 def labelme_command(images: Path, labels_dir: Path, names: tuple[str, ...]) -> list[str]:
     # One config string instead of flags: it wins over ~/.labelmerc (whose auto_save: false would otherwise
     # silently lose work) and takes label names with commas. Labels are saved without the image embedded
     # (imageData): files stay ~1 kB instead of ~100 kB, and every reader here finds the image by file name.
+    # Every face shape gets the `predicted` checkbox in the label dialog: ticked on the boxes `--prelabel` drew,
+    # unticked once reviewed (or on a hand-drawn box). Declaring it also keeps it when the label text is edited.
     settings = {"auto_save": True, "with_image_data": False, "labels": list(dict.fromkeys(names)),
-                "validate_label": "exact", "sort_labels": False}
+                "validate_label": "exact", "sort_labels": False,
+                "label_flags": {re.escape(name) + "$": [config.PREDICTED_FLAG] for name in dict.fromkeys(names)}}
     return [sys.executable, "-c", _LABELME_BOOTSTRAP, str(images), "--output", str(labels_dir),
             "--config", json.dumps(settings), "--logger-level", "warning"]
 
@@ -164,14 +208,20 @@ _QUIRK_ROWS = (labels.ORPHAN, labels.NOT_RECTANGLE, labels.REVERSED, labels.CLIP
 
 
 def check_labels(images: Path, labels_dir: Path, names: tuple[str, ...] = config.FACE_LABELS,
-                 console: Console | None = None) -> labels.Scan:
-    """Print what the image and label folders hold; raise when nothing usable for training is there."""
+                 console: Console | None = None, detector=None, threshold: float = config.PRELABEL_THRESHOLD,
+                 missing_score: float = config.CHECK_MISSING_SCORE) -> labels.Scan:
+    """Print what the image and label folders hold; raise when nothing usable for training is there.
+
+    With a `detector` (facetracker.inference.Detector) the table also gets the model's opinion, and every
+    finding is listed by file name, worst first (prelabel.find_label_mistakes returns them to Python)."""
     console = console or Console()
     images_dir = Path(images)
     if not list_images(images_dir):
         raise FacetrackerError("no images found", images_dir, "collect some first: facetracker collect")
     scan = labels.scan(images_dir, labels_dir, tuple(names))
-    console.print(_table(scan, images_dir, Path(labels_dir), names))
+    findings = _findings(scan, images_dir, Path(labels_dir), names, console, detector, threshold, missing_score)
+    console.print(_table(scan, images_dir, Path(labels_dir), names, findings,
+                         (threshold, missing_score) if detector is not None else None))
     if scan.other_names:
         found = ", ".join(f"{name!r} ({n}x)" for name, n in scan.other_names.most_common())
         flags = " ".join(f"--label {shlex.quote(n)}" for n in (*names, *scan.other_names))
@@ -182,6 +232,7 @@ def check_labels(images: Path, labels_dir: Path, names: tuple[str, ...] = config
             say(console, f"  {line}")
         if len(scan.skipped) > SKIPPED_SHOWN:
             say(console, f"  ... and {len(scan.skipped) - SKIPPED_SHOWN} more")
+    _list_findings(console, findings, detector)
     if not scan.samples:
         raise FacetrackerError("no usable image (all unreadable or skipped)", images_dir,
                                "see the list above")
@@ -193,7 +244,39 @@ def check_labels(images: Path, labels_dir: Path, names: tuple[str, ...] = config
     return scan
 
 
-def _table(scan: labels.Scan, images_dir: Path, labels_dir: Path, names: tuple[str, ...]) -> Table:
+def _findings(scan: labels.Scan, images_dir: Path, labels_dir: Path, names: tuple[str, ...], console: Console,
+              detector, threshold: float, missing_score: float) -> list[prelabel.Finding]:
+    if detector is None:
+        return prelabel.unreviewed_boxes(scan, tuple(names))
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("checking with the model", total=len(scan.samples))
+        return prelabel.find_label_mistakes(detector, images_dir, labels_dir, tuple(names), threshold,
+                                            missing_score, scan=scan, progress=lambda n: bar.advance(task, n))
+
+
+def _list_findings(console: Console, findings: list[prelabel.Finding], detector) -> None:
+    if not findings:
+        if detector is not None:
+            say(console, f"the model agrees with every label ({detector.source})")
+        return
+    source = f" (model: {detector.source})" if detector is not None else ""
+    say(console, f"findings, worst first ({len(findings)}){source}:")
+    width = max(len(kind) for kind in prelabel.FINDING_KINDS)
+    for finding in findings[:config.CHECK_FINDINGS_SHOWN]:
+        severity = f"{finding.severity:.2f}" if finding.kind != prelabel.UNREVIEWED else "    "
+        say(console, f"  {finding.kind:<{width}}  {severity}  {finding.describe()}")
+    if len(findings) > config.CHECK_FINDINGS_SHOWN:
+        say(console, f"  ... and {len(findings) - config.CHECK_FINDINGS_SHOWN} more (the least likely; all of them "
+                     "from Python: facetracker.prelabel.find_label_mistakes)")
+    if any(f.kind == prelabel.UNREVIEWED for f in findings):
+        say(console, f"to review a predicted box: facetracker label, double-click the box in labelme's label list, "
+                     f"fix it if needed and untick '{config.PREDICTED_FLAG}'")
+
+
+def _table(scan: labels.Scan, images_dir: Path, labels_dir: Path, names: tuple[str, ...],
+           findings: list[prelabel.Finding], model_settings: tuple[float, float] | None) -> Table:
     table = Table(title=f"{images_dir} + {labels_dir}", title_justify="left")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -203,7 +286,27 @@ def _table(scan: labels.Scan, images_dir: Path, labels_dir: Path, names: tuple[s
     for quirk in _QUIRK_ROWS:
         count = scan.quirks.get(quirk, 0)
         table.add_row(quirk, str(count), style="yellow" if count else "dim")
+    kinds = {kind: [f for f in findings if f.kind == kind] for kind in prelabel.FINDING_KINDS}
+    if model_settings is not None:
+        threshold, missing_score = model_settings
+        rows = ((prelabel.MISSING_LABEL, f"{MODEL_ROWS[prelabel.MISSING_LABEL]} (score >= {missing_score:g})"),
+                (prelabel.MISPLACED, f"{MODEL_ROWS[prelabel.MISPLACED]} (IoU < {config.CHECK_MISPLACED_IOU:g})"),
+                (prelabel.NO_FACE_SEEN, f"{MODEL_ROWS[prelabel.NO_FACE_SEEN]} (score < {threshold:g})"))
+        for kind, what in rows:
+            count = len(kinds[kind])
+            table.add_row(what, str(count), style="red" if count else "dim")
+    unreviewed = sum(f.count for f in kinds[prelabel.UNREVIEWED])
+    table.add_row(MODEL_ROWS[prelabel.UNREVIEWED], str(unreviewed), style="yellow" if unreviewed else "dim")
     return table
+
+
+# Row labels of the model's opinion (the thresholds in use are appended).
+MODEL_ROWS = {
+    prelabel.MISSING_LABEL: "unlabelled, the model sees a face",
+    prelabel.MISPLACED: "labels the model's best box misses",
+    prelabel.NO_FACE_SEEN: "labelled, the model sees no face",
+    prelabel.UNREVIEWED: "boxes still marked predicted (not reviewed)",
+}
 
 
 def _names(names: tuple[str, ...]) -> str:

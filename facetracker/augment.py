@@ -1,8 +1,9 @@
 """`facetracker augment`: write augmented copies of every image of a split data folder, in parallel.
 
 Output: <out>/<part>/images/<stem>.<k>.jpg + <out>/<part>/labels/<stem>.<k>.json with
-{"image", "bbox": [x1, y1, x2, y2] normalised, "class": 1 or 0}; k < variants are augmented variants,
-the following k are face-free background crops (class 0).
+{"image", "bboxes": [[x1, y1, x2, y2], ...] normalised (every face the picture shows), "class": 1}, or
+"bboxes": [] and "class": 0 for a picture without a face; k < variants are augmented variants, the following k
+are face-free background crops (class 0), then the pasted faces (class 1).
 
 No half-written output, ever: everything is written into a sibling folder `<out>.partial-<pid>`, which is
 renamed to `<out>` only when every image is done (an existing output is swapped out and deleted only then).
@@ -54,7 +55,8 @@ class AugmentSummary:
         written = self.total("variants") + self.total("background") + self.total("pasted")
         rate = self.images / self.seconds if self.seconds else 0.0
         return (f"augment: {self.images} images in, {self.total('variants')} variants written "
-                f"({self.total('cut_out')} boxes cut out by a crop -> class 0), "
+                f"({self.total('cut_out')} with every face cut out by a crop -> class 0, "
+                f"{self.total('dropped')} face boxes dropped as too little was left), "
                 f"{self.total('background')} background negatives, {self.total('pasted')} pasted faces, "
                 f"{len(self.skipped)} skipped, "
                 f"{self.seconds:.1f} s, {rate:.2f} images/s ({written / max(self.seconds, 1e-9):.0f} files/s) "

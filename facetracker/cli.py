@@ -68,7 +68,32 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 
 CAMERA_HELP = "Device index (0), video file or stream URL."
-LABEL_HELP = "labelme label name that counts as a face (repeatable)."
+LABEL_HELP = ("labelme label name that counts as a face (repeatable; default 'face', or the one name every label "
+              "uses).")
+
+
+def face_labels(label_names: Optional[List[str]], *labels_dirs: Path) -> tuple[str, ...]:
+    """The face label names for a command that reads these label folders: --label when given, else the default
+    or the one name all labels share (printed as a note); see labels.resolve_face_labels."""
+    from facetracker.labels import resolve_face_labels
+
+    names, note = resolve_face_labels(labels_dirs, tuple(label_names or config.FACE_LABELS), bool(label_names))
+    if note:
+        typer.echo(note, err=True)
+    return names
+
+
+def split_label_dirs(data: Path) -> list[Path]:
+    return [data / part / config.LABELS for part in config.SPLITS]
+
+
+def model_path(model: Optional[Path], fast: bool = True) -> Path:
+    """--model, or the default model when it is left out; a cut-off .keras file is one clear error here,
+    where Keras would say "File not found"."""
+    from facetracker.files import check_keras_archive
+    from facetracker.inference import resolve_model_path
+
+    return check_keras_archive(resolve_model_path(model, fast))
 
 
 @app.command()
@@ -91,15 +116,46 @@ def collect(
 def label(
     images: Path = typer.Option(config.DATA_DIR / config.IMAGES, help="Folder of images to label."),
     labels: Path = typer.Option(config.DATA_DIR / config.LABELS, help="Folder for labelme JSON files."),
-    check: bool = typer.Option(False, "--check", help="Validate the labels and print a table instead."),
+    check: bool = typer.Option(False, "--check", help="Validate the labels and print a table instead "
+                                                      "(with --model: also the model's opinion on every label)."),
     label_names: Optional[List[str]] = typer.Option(None, "--label", help=LABEL_HELP),
+    prelabel: bool = typer.Option(False, "--prelabel", help="First write the model's face boxes, flagged predicted, "
+                                                            "for every image without a label file."),
+    model: Optional[Path] = typer.Option(None, help="Model for --prelabel (default: models/facetracker.keras if it "
+                                                    "exists, else the bundled model) or --check."),
+    threshold: float = typer.Option(config.PRELABEL_THRESHOLD, min=0.0, max=1.0,
+                                    help="Face score from which the model's box is a pre-label, or (--check) a face "
+                                         "the model sees."),
+    missing_score: float = typer.Option(config.CHECK_MISSING_SCORE, "--missing-score", min=0.0, max=1.0,
+                                        help="--check --model: an image without a face box where the model scores "
+                                             "this is a probable missing label."),
+    open_labelme: bool = typer.Option(True, "--open/--no-open", help="--prelabel: open labelme afterwards."),
 ):
-    """Draw one `face` rectangle per image in labelme, or --check a label folder."""
-    names = tuple(label_names or config.FACE_LABELS)
+    """Draw one `face` rectangle per face in labelme (--prelabel: the model draws first), or --check a label
+    folder."""
+    if check and prelabel:
+        raise FacetrackerError("--check and --prelabel do different things", None,
+                               "run facetracker label --prelabel first, then facetracker label --check")
+    if not open_labelme and not prelabel:
+        raise FacetrackerError("--no-open only applies to --prelabel", None,
+                               "facetracker label --prelabel --no-open writes the pre-labels without labelme")
+    if model is not None and not (check or prelabel):
+        raise FacetrackerError("--model is used by --prelabel and --check", None,
+                               "facetracker label --prelabel --model M, or facetracker label --check --model M")
+    names = face_labels(label_names, labels)
     if check:
         from facetracker.annotate import check_labels
 
-        check_labels(images, labels, names)
+        detector = None
+        if model is not None:
+            from facetracker.inference import Detector
+
+            detector = Detector.load(model_path(model))
+        check_labels(images, labels, names, detector=detector, threshold=threshold, missing_score=missing_score)
+    elif prelabel:
+        from facetracker.annotate import prelabel_and_launch
+
+        raise typer.Exit(prelabel_and_launch(images, labels, names, model_path(model), threshold, open_labelme))
     else:
         from facetracker.annotate import launch_labelme
 
@@ -120,7 +176,7 @@ def split(
     from facetracker.split import split_dataset
 
     split_dataset(data, ratios=ratios, seed=seed, force=force, dry_run=dry_run,
-                  face_labels=tuple(label_names or config.FACE_LABELS))
+                  face_labels=face_labels(label_names, data / config.LABELS, *split_label_dirs(data)))
 
 
 @app.command()
@@ -142,7 +198,7 @@ def augment(
     from facetracker.augment import augment_dataset
 
     augment_dataset(data, out, variants=variants, seed=seed, workers=workers or os.cpu_count() or 1,
-                    force=force, face_labels=tuple(label_names or config.FACE_LABELS),
+                    force=force, face_labels=face_labels(label_names, *split_label_dirs(data)),
                     background_crops=background_crops, pastes=pastes)
 
 
@@ -152,22 +208,27 @@ def live(
     camera: str = typer.Option("0", help=CAMERA_HELP),
     model: Optional[Path] = typer.Option(None, help="Model .keras/.tflite/.onnx (default: models/facetracker.keras "
                                                     "if it exists, else the bundled model)."),
-    threshold: float = typer.Option(config.THRESHOLD, help="Face score that switches the box on."),
+    threshold: float = typer.Option(config.THRESHOLD, help="Face score that starts a track (a shown face is kept "
+                                                           f"down to threshold - {config.TRACK_HYSTERESIS_MARGIN:g})."),
+    max_faces: int = typer.Option(config.TRACK_MAX_FACES, "--max-faces", help="Track at most this many faces at once."),
     record: Optional[Path] = typer.Option(None, help="Also write the annotated video here (.mp4 or .avi)."),
+    tracks: Optional[Path] = typer.Option(None, "--tracks", help="Write every frame's tracks here, one JSON line per "
+                                                                 "frame (ids, scores, boxes in pixels)."),
     show: Optional[bool] = typer.Option(None, "--show/--no-show",
                                         help="Show a window, q or Esc quits (default: show when a display exists)."),
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames."),
     mirror: bool = typer.Option(False, "--mirror", help="Flip the picture left-right (selfie view)."),
     smooth: str = typer.Option(config.TRACK_SMOOTHER, help="Box smoothing over time: kalman, ema or none."),
     no_smooth: bool = typer.Option(False, "--no-smooth", help="Same as --smooth none: the raw per-frame box."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing --record file."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --record or --tracks file."),
     json_out: bool = typer.Option(False, "--json", help="Print the run's stats as one JSON line."),
 ):
-    """Track the face on a camera, video file or stream: box, score and FPS drawn on every frame."""
+    """Track every face on a camera, video file or stream: box, id, score and FPS drawn on every frame."""
     from facetracker.live import run_live
 
-    stats = run_live(camera, model=model, threshold=threshold, record=record, show=show, max_frames=max_frames,
-                     mirror=mirror, smooth="none" if no_smooth else smooth, force=force)
+    stats = run_live(camera, model=model_path(model), threshold=threshold, record=record, show=show,
+                     max_frames=max_frames, mirror=mirror, smooth="none" if no_smooth else smooth, force=force,
+                     max_faces=max_faces, tracks=tracks)
     _print_live_stats(stats, json_out)
 
 
@@ -179,12 +240,13 @@ def demo(
     show: bool = typer.Option(False, "--show/--no-show", help="Also play it in a window (needs a display)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run's stats as one JSON line."),
 ):
-    """Track a face on a built-in clip (no camera, no download) and write an annotated video."""
+    """Track two faces on a built-in clip (no camera, no download) and write an annotated video."""
     from facetracker.demo import run_demo
 
-    stats, clip = run_demo(out, model=model, show=show)
+    stats, clip = run_demo(out, model=model and model_path(model), show=show)
     if not json_out:
-        typer.echo(f"clip: {clip} (pan and zoom over scikit-image's astronaut photograph)")
+        typer.echo(f"clip: {clip} (scikit-image's astronaut photograph, and a smaller mirrored copy of her moving "
+                   "on its own path)")
     _print_live_stats(stats, json_out)
 
 
@@ -203,28 +265,42 @@ def train(
     data: Path = typer.Option(config.AUG_DIR, help="Augmented data folder (train/ and val/)."),
     epochs: int = typer.Option(config.EPOCHS, min=1, help="Epochs to train (in total, also with --resume)."),
     batch_size: int = typer.Option(config.BATCH_SIZE, min=1, help="Images per step (over all devices)."),
-    backbone: Optional[str] = typer.Option(None, help="mobilenetv2 (default) | mobilenetv3small | vgg16."),
-    image_size: Optional[int] = typer.Option(None, min=32, help="Square input side (default: 128, vgg16 120)."),
+    steps_per_epoch: int = typer.Option(config.STEPS_PER_EPOCH, min=0,
+                                        help="Steps per epoch, drawn from the shuffled, repeated train split "
+                                             "(never more than one full pass; 0: always a full pass)."),
+    weights: str = typer.Option(config.WEIGHTS, help="Where training starts: bundled (fine-tune the bundled face "
+                                "model) | none (from scratch) | imagenet (backbone only) | PATH to a FaceTracker "
+                                ".keras file (fine-tuned) or a keras.applications weights file."),
+    backbone: Optional[str] = typer.Option(None, help="compact (default, designed for CPUs) | mobilenetv2 | vgg16; "
+                                           "a FaceTracker start keeps its own."),
+    image_size: Optional[int] = typer.Option(None, min=32, help="Square input side, a multiple of 32 (default: 192; "
+                                             "a FaceTracker start keeps its own)."),
     alpha: Optional[float] = typer.Option(None, help=f"MobileNet width multiplier (default {config.ALPHA})."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate, warm-up then cosine decay (default: "
+                                       f"{config.LEARNING_RATE['finetune']:g} fine-tuning a FaceTracker, "
                                        f"{config.LEARNING_RATE['scratch']:g} from scratch, "
-                                       f"{config.LEARNING_RATE['pretrained']:g} with pretrained weights)."),
-    weights: str = typer.Option(config.WEIGHTS, help="Backbone weights: none | imagenet | PATH to a weights file."),
+                                       f"{config.LEARNING_RATE['pretrained']:g} from backbone weights)."),
+    train_batchnorm: bool = typer.Option(not config.FREEZE_BATCHNORM, "--train-batchnorm/--freeze-batchnorm",
+                                         help="Fine-tuning a FaceTracker: also update its BatchNorm statistics "
+                                              "(default: kept, it then forgets less of other people)."),
     logdir: Path = typer.Option(config.LOGS_DIR, help="TensorBoard folder (view with: tensorboard --logdir logs)."),
     out: Path = typer.Option(config.DEFAULT_MODEL, help="Where the best model (.keras) is saved."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run saved beside --out."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --out and its checkpoint."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Allow loading a legacy .h5 checkpoint (can run code)."),
     patience: int = typer.Option(config.PATIENCE, min=0, help="Stop after N epochs without a better val loss (0: never)."),
-    strategy: str = typer.Option("auto", help="auto | mirrored | multiworker (tf.distribute)."),
+    strategy: str = typer.Option("auto", help="auto | mirrored | multiworker (tf.distribute; multiworker reads "
+                                 "TF_CONFIG)."),
     run_name: Optional[str] = typer.Option(None, help="TensorBoard run name (default: date-time)."),
     class_weight: float = typer.Option(config.CLASS_WEIGHT, min=0.0, help="Weight of the face-score loss."),
     box_weight: float = typer.Option(config.BOX_WEIGHT, min=0.0, help="Weight of the box loss."),
     box_loss: str = typer.Option(config.BOX_LOSS, help="giou (default) | giou_l1 | ciou | corner (the notebook's)."),
-    preprocessing: str = typer.Option(config.PREPROCESSING, help="auto (backbone's own with pretrained weights, "
-                                      "per-image standardisation from scratch) | tf | caffe | standardize."),
+    preprocessing: str = typer.Option(config.PREPROCESSING, help="auto (a FaceTracker start's own; backbone's own "
+                                      "with backbone weights; per-image standardisation from scratch) | tf | caffe | "
+                                      "standardize."),
 ):
-    """Train the face tracker on augmented data, with TensorBoard logs and resumable checkpoints."""
+    """Fine-tune the bundled face model on your augmented data (or train from scratch), with an ETA, TensorBoard
+    logs and resumable checkpoints."""
     import_tensorflow_quietly()
     from rich.console import Console
 
@@ -234,7 +310,8 @@ def train(
         data=data, out=out, epochs=epochs, batch_size=batch_size, backbone=backbone, image_size=image_size,
         alpha=alpha, lr=lr, weights=weights, logdir=logdir, run_name=run_name, resume=resume, force=force,
         unsafe=unsafe, patience=patience, strategy=strategy, class_weight=class_weight, box_weight=box_weight,
-        box_loss=box_loss, preprocessing=preprocessing))
+        box_loss=box_loss, preprocessing=preprocessing, steps_per_epoch=steps_per_epoch,
+        freeze_batchnorm=not train_batchnorm))
     Console().print(summary_table(result))
 
 
@@ -253,15 +330,15 @@ def evaluate(
     force: bool = typer.Option(False, "--force", help="Replace an existing report in --out."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Allow loading a legacy .h5 model (can run code)."),
 ):
-    """AP@0.5, IoU, precision/recall/F1, false positives and latency on a labelled folder."""
+    """AP@0.5 and AP@[.5:.95] over every face, mean IoU, recall/precision/F1, false positives, latency."""
     import_tensorflow_quietly()
     from facetracker.evaluate import check_report_paths, evaluate_folder, summary_lines, write_report
-    from facetracker.inference import Detector, resolve_model_path
+    from facetracker.inference import Detector
 
     check_report_paths(out, force)
-    detector = Detector.load(resolve_model_path(model), unsafe=unsafe)
-    report = evaluate_folder(detector, data / config.IMAGES, data / config.LABELS,
-                             tuple(label_names or config.FACE_LABELS), threshold)
+    names = face_labels(label_names, data / config.LABELS)  # a label problem stops before the slow model load
+    detector = Detector.load(model_path(model), unsafe=unsafe)
+    report = evaluate_folder(detector, data / config.IMAGES, data / config.LABELS, names, threshold)
     paths = write_report(report, out, force=force)
     for line in summary_lines(report):
         typer.echo(line)
@@ -282,11 +359,11 @@ def predict(
     """Find the face in images and videos: annotated copies in --out, boxes in pixels in --jsonl."""
     from rich.progress import Progress
 
-    from facetracker.inference import Detector, resolve_model_path
+    from facetracker.inference import Detector
     from facetracker.predict import collect_items, predict as run_predict
 
     items = collect_items(sources)  # a missing SOURCE fails before the model is loaded
-    detector = Detector.load(resolve_model_path(model), unsafe=unsafe)
+    detector = Detector.load(model_path(model), unsafe=unsafe)
     with Progress(transient=True) as bar:
         task = bar.add_task("predicting", total=len(items))
         summary = run_predict(sources, detector, threshold, out, jsonl, force,
@@ -294,7 +371,7 @@ def predict(
                                                                   soft_wrap=True),
                               progress=lambda n: bar.advance(task, n))
     frames = f" and {summary.frames} video frames" if summary.frames else ""
-    typer.echo(f"{summary.images} images{frames}: {summary.faces} with a face (score >= {threshold}); "
+    typer.echo(f"{summary.images} images{frames}: {summary.face_boxes} faces in {summary.faces} (score >= {threshold}); "
                f"{len(summary.skipped)} skipped; annotated copies in {out}"
                + (f"; JSONL: {summary.jsonl}" if summary.jsonl else ""))
 
@@ -312,11 +389,11 @@ def export(
     unsafe: bool = typer.Option(False, "--unsafe", help="Allow loading a legacy .h5 model (can run code)."),
 ):
     """Export to TFLite/ONNX/SavedModel and check the export against the Keras model on real images."""
-    import_tensorflow_quietly()
-    from facetracker.export import export_model
-    from facetracker.inference import resolve_model_path
+    from facetracker.export import check_format, export_model
 
-    result = export_model(resolve_model_path(model, fast=False), format, quantize, data=data, out=out, force=force,
+    check_format(format, quantize)  # before TensorFlow's seconds of start-up, and before anything indexed by format
+    import_tensorflow_quietly()
+    result = export_model(model_path(model, fast=False), format, quantize, data=data, out=out, force=force,
                           unsafe=unsafe)
     tol_score, tol_box = result.tolerance
     typer.echo(f"exported {result.path} ({result.format}, quantize {result.quantize}, "

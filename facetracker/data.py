@@ -1,6 +1,6 @@
 """The tf.data input pipeline over aug_data/<split>/{images,labels}.
 
-Labels are tiny JSON files ({"image", "bbox", "class"}). They are parsed ONCE, up front, in Python into three
+Labels are tiny JSON files ({"image", "bboxes", "class"}). They are parsed ONCE, up front, in Python into three
 arrays (paths, classes, boxes): 20k files take about a second, TensorFlow has no JSON op, and regex parsing in
 tf.strings would be brittle. From then on every step is a TF op in the graph (read, JPEG decode, resize, cast,
 shuffle, batch, prefetch), so no Python runs per example and tf.data can parallelise it, unlike the notebook's
@@ -30,8 +30,8 @@ class SplitLabels:
 
     name: str
     paths: list[str]
-    classes: np.ndarray  # (n,) float32, 1 = face
-    boxes: np.ndarray  # (n, 4) float32, [x1, y1, x2, y2] in [0, 1], zeros for negatives
+    classes: np.ndarray  # (n,) float32, 1 = at least one face
+    boxes: np.ndarray  # (n, MAX_BOXES, 4) float32, [x1, y1, x2, y2] in [0, 1], zero rows are padding
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -55,9 +55,9 @@ def read_split(aug_dir: Path, split: str, require_faces: bool = True) -> SplitLa
     if not images:
         raise FacetrackerError(f"the {split} split has no images", images_dir, AUGMENT_FIX)
     _check_pairs(images, labels, images_dir, labels_dir)
-    classes, boxes = zip(*(parse_aug_label(labels_dir / f"{image.stem}.json") for image in images))
-    result = SplitLabels(split, [str(p) for p in images], np.asarray(classes, np.float32),
-                         np.asarray(boxes, np.float32).reshape(-1, 4))
+    boxes = np.stack([pad_boxes(parse_aug_label(labels_dir / f"{image.stem}.json")) for image in images])
+    classes = (boxes[:, 0, 2] > 0).astype(np.float32)
+    result = SplitLabels(split, [str(p) for p in images], classes, boxes)
     if require_faces and result.faces == 0:
         raise FacetrackerError(f"the {split} split has no face images ({len(result)} negatives only)",
                                images_dir, "label faces in more images, then split and augment again")
@@ -76,24 +76,37 @@ def _check_pairs(images: list[Path], labels: list[Path], images_dir: Path, label
                                "rebuild with `facetracker augment --force`")
 
 
-def parse_aug_label(path: Path) -> tuple[float, tuple[float, float, float, float]]:
-    """(class, box) from one augmented label; a malformed file is an error naming the file."""
+def parse_aug_label(path: Path) -> list[tuple[float, float, float, float]]:
+    """The face boxes of one augmented label (empty for a negative); a malformed file is an error naming it.
+
+    Reads `"bboxes": [[x1, y1, x2, y2], ...]`, and the single `"bbox"` of labels written before multi-face."""
     try:
         data = json.loads(Path(path).read_text())
         cls = float(data["class"])
-        box = tuple(float(v) for v in data["bbox"])
+        raw = data["bboxes"] if "bboxes" in data else ([data["bbox"]] if cls == 1.0 else [])
+        boxes = [tuple(float(v) for v in box) for box in raw]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise FacetrackerError(f"unreadable augmented label ({exc.__class__.__name__})", path,
                                "rebuild with `facetracker augment --force`") from None
-    if cls not in (0.0, 1.0) or len(box) != 4 or not all(math.isfinite(v) for v in box):
-        raise FacetrackerError("augmented label needs class 0/1 and a bbox of 4 numbers", path,
+    if cls not in (0.0, 1.0) or any(len(b) != 4 or not all(math.isfinite(v) for v in b) for b in boxes):
+        raise FacetrackerError("augmented label needs class 0/1 and boxes of 4 numbers", path,
                                "rebuild with `facetracker augment --force`")
     if cls == 0.0:
-        return 0.0, (0.0, 0.0, 0.0, 0.0)
-    x1, y1, x2, y2 = (min(max(v, 0.0), 1.0) for v in box)
-    if x2 <= x1 or y2 <= y1:
-        raise FacetrackerError(f"face box has no area: {list(box)}", path, "rebuild with `facetracker augment --force`")
-    return 1.0, (x1, y1, x2, y2)
+        return []
+    clipped = [tuple(min(max(v, 0.0), 1.0) for v in box) for box in boxes]
+    if not clipped or any(x2 <= x1 or y2 <= y1 for x1, y1, x2, y2 in clipped):
+        raise FacetrackerError(f"face box missing or without area: {boxes}", path,
+                               "rebuild with `facetracker augment --force`")
+    return clipped
+
+
+def pad_boxes(boxes, count: int = config.MAX_BOXES) -> np.ndarray:
+    """(count, 4) float32: the boxes, largest first when there are too many, then zero rows."""
+    ordered = sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)[:count]
+    out = np.zeros((count, 4), np.float32)
+    if ordered:
+        out[:len(ordered)] = ordered
+    return out
 
 
 def cache_fits(count: int, image_size: int, limit: int = config.CACHE_LIMIT_BYTES) -> bool:
@@ -102,7 +115,7 @@ def cache_fits(count: int, image_size: int, limit: int = config.CACHE_LIMIT_BYTE
 
 
 def decode_image(path, image_size: int):
-    """JPEG/PNG file -> uint8 RGB image_size x image_size, the whole image squashed (what inference does)."""
+    """JPEG/PNG file -> uint8 RGB image_size x image_size (augment writes letterboxed squares, so nothing is squashed)."""
     import tensorflow as tf
 
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
@@ -112,7 +125,7 @@ def decode_image(path, image_size: int):
 
 def make_dataset(labels: SplitLabels, image_size: int, batch_size: int, training: bool, cache: bool | None = None,
                  seed: int = config.SPLIT_SEED):
-    """(images float32 0..255 (B, S, S, 3), (class (B, 1), box (B, 4))) batches, prefetched.
+    """(images float32 0..255 (B, S, S, 3), boxes (B, MAX_BOXES, 4)) batches, prefetched.
 
     training: shuffled every epoch. cache None = cache decoded images in RAM when they fit (cache_fits)."""
     import tensorflow as tf
@@ -121,9 +134,7 @@ def make_dataset(labels: SplitLabels, image_size: int, batch_size: int, training
     # Augmented variants of one photo sit next to each other on disk: shuffle the file list once up front so a
     # bounded shuffle buffer after the cache still mixes photos well.
     paths = tf.constant([labels.paths[i] for i in order])
-    classes = tf.constant(labels.classes[order].reshape(-1, 1))
-    boxes = tf.constant(labels.boxes[order])
-    ds = tf.data.Dataset.from_tensor_slices((paths, (classes, boxes)))
+    ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels.boxes[order])))
     cache = cache_fits(len(labels), image_size) if cache is None else cache
     if training and not cache:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)  # cheap: paths only
@@ -144,3 +155,165 @@ def load_splits(aug_dir: Path, image_size: int, batch_size: int, cache: bool | N
     train_ds = make_dataset(train_labels, image_size, batch_size, training=True, cache=cache)
     val_ds = make_dataset(val_labels, image_size, batch_size, training=False, cache=cache)
     return train_ds, val_ds, train_labels, val_labels
+
+
+# ---- training straight from labelme folders (the bundled model's recipe) ------------------------------------
+# The recipe trains on thousands of frames for many epochs, so instead of augment's fixed variants on disk it
+# draws a new random view of every photo each time, in TF ops: photos decoded once and kept in RAM, then per
+# example a random zoom (faces from tiny to close-up), place, flip and colour, letterboxed like inference; and
+# mosaics of four photos, which turn single-face webcam sets into frames with several small faces.
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A decoded training photo: RGB uint8, its longest side at most config.PHOTO_SIDE, boxes as fractions."""
+
+    pixels: np.ndarray
+    boxes: np.ndarray  # (k, 4) float32, k = 0 for a negative
+
+
+def load_photos(samples, max_side: int = config.PHOTO_SIDE) -> list[Photo]:
+    """Photo for every labels.Sample, shrunk with INTER_AREA so later zooms start from clean pixels."""
+    import cv2
+
+    from facetracker.files import read_image
+
+    photos = []
+    for sample in samples:
+        image = read_image(sample.image)
+        height, width = image.shape[:2]
+        scale = min(1.0, max_side / max(height, width))
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        boxes = np.asarray(sample.normalised_boxes(), np.float32).reshape(-1, 4)
+        photos.append(Photo(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), boxes))
+    return photos
+
+
+def random_view(pixels, boxes, side: int, zoom=config.VIEW_ZOOM):
+    """One random training view of a photo: float32 (side, side, 3) and its visible boxes (n, 4) as fractions.
+
+    The photo's longest side becomes `side` times a log-uniform zoom, then the photo is placed at a random
+    position on a grey canvas (zoom < 1: the whole frame, smaller, as a far-away face) or cropped by it
+    (zoom > 1: a close-up). Scaling keeps the aspect ratio, exactly like the letterbox at inference."""
+    import tensorflow as tf
+
+    shape = tf.shape(pixels)
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    z = tf.exp(tf.random.uniform((), np.log(zoom[0]), np.log(zoom[1])))
+    scale = side * z / tf.maximum(height, width)
+    new_h = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), 1)
+    new_w = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), 1)
+    image = tf.image.resize(tf.cast(pixels, tf.float32), (new_h, new_w), method="area")
+    image = random_colour(image)
+    off_x, off_y = _random_offset(new_w, side), _random_offset(new_h, side)
+    image = _place(image, off_x, off_y, side)
+    sizes = tf.cast(tf.stack([new_w, new_h, new_w, new_h]), tf.float32)
+    offsets = tf.cast(tf.stack([off_x, off_y, off_x, off_y]), tf.float32)
+    boxes = (boxes * sizes + offsets) / side
+    if tf.random.uniform(()) < 0.5:
+        image = image[:, ::-1]
+        boxes = tf.stack([1 - boxes[:, 2], boxes[:, 1], 1 - boxes[:, 0], boxes[:, 3]], axis=-1)
+    return image, visible_boxes(boxes, side)
+
+
+def _random_offset(size, side: int):
+    """Where the scaled photo's left (top) edge goes: anywhere that keeps it overlapping the canvas fully
+    (smaller than the canvas) or covering it fully (larger)."""
+    import tensorflow as tf
+
+    low, high = tf.minimum(0, side - size), tf.maximum(0, side - size)
+    return tf.random.uniform((), low, high + 1, dtype=tf.int32)
+
+
+def _place(image, off_x, off_y, side: int):
+    """The side x side canvas (grey config.AUG_BORDER_FILL) with `image` at (off_x, off_y), cropped to it."""
+    import tensorflow as tf
+
+    shape = tf.shape(image)
+    pad_left, pad_top = tf.maximum(off_x, 0), tf.maximum(off_y, 0)
+    padded = tf.pad(image - config.AUG_BORDER_FILL,
+                    [[pad_top, tf.maximum(side - shape[0] - off_y, 0)],
+                     [pad_left, tf.maximum(side - shape[1] - off_x, 0)], [0, 0]]) + config.AUG_BORDER_FILL
+    cropped = padded[tf.maximum(-off_y, 0):tf.maximum(-off_y, 0) + side, tf.maximum(-off_x, 0):tf.maximum(-off_x, 0) + side]
+    return tf.ensure_shape(cropped, (side, side, 3))
+
+
+def random_colour(image):
+    """Brightness, contrast, saturation, hue, grey and sensor noise: other cameras, rooms and skin tones."""
+    import tensorflow as tf
+
+    image = image / 255.0
+    image = tf.image.random_brightness(image, 0.2)
+    image = tf.image.random_contrast(image, 0.6, 1.4)
+    image = tf.image.random_saturation(tf.clip_by_value(image, 0, 1), 0.4, 1.6)
+    image = tf.image.random_hue(image, 0.05)
+    if tf.random.uniform(()) < config.AUG_GRAY_SHARE:
+        image = tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(image))
+    if tf.random.uniform(()) < 0.3:
+        image += tf.random.normal(tf.shape(image), stddev=tf.random.uniform((), 0.0, 0.04))
+    return tf.clip_by_value(image, 0, 1) * 255.0
+
+
+def visible_boxes(boxes, side: int):
+    """Boxes clipped to the view; those with less than AUG_MIN_VISIBILITY of their area in view, or under
+    config.MIN_FACE_PIXELS a side, are dropped (too little of a face to learn from)."""
+    import tensorflow as tf
+
+    clipped = tf.clip_by_value(boxes, 0.0, 1.0)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    kept = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+    big_enough = tf.minimum(clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]) * side >= config.MIN_FACE_PIXELS
+    keep = (kept >= config.AUG_MIN_VISIBILITY * tf.maximum(area, 1e-9)) & big_enough
+    return tf.boolean_mask(clipped, keep)
+
+
+def pad_box_tensor(boxes, count: int = config.MAX_BOXES):
+    """(n, 4) -> (count, 4): the largest `count` boxes, then zero rows (the fixed shape batches need)."""
+    import tensorflow as tf
+
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order = tf.argsort(area, direction="DESCENDING")[:count]
+    boxes = tf.gather(boxes, order)
+    return tf.ensure_shape(tf.pad(boxes, [[0, count - tf.shape(boxes)[0]], [0, 0]]), (count, 4))
+
+
+def mosaic(images, boxes_list, side: int):
+    """Four (side/2)-views (4, side/2, side/2, 3) with padded boxes (4, M, 4) -> one 2x2 mosaic and its boxes."""
+    import tensorflow as tf
+
+    top = tf.concat([images[0], images[1]], axis=1)
+    bottom = tf.concat([images[2], images[3]], axis=1)
+    offsets = tf.constant([[0, 0], [0.5, 0], [0, 0.5], [0.5, 0.5]], tf.float32)
+    moved = boxes_list * 0.5 + tf.tile(offsets, [1, 2])[:, tf.newaxis, :]
+    valid = boxes_list[..., 2] > 0
+    return tf.concat([top, bottom], axis=0), pad_box_tensor(tf.boolean_mask(moved, valid))
+
+
+def photo_dataset(photos: list[Photo], side: int, batch_size: int, seed: int = config.SPLIT_SEED,
+                  mosaic_share: float = config.MOSAIC_SHARE):
+    """An endless, shuffled tf.data stream of (images (B, side, side, 3) float32, boxes (B, M, 4)) batches."""
+    import tensorflow as tf
+
+    def endless():
+        rng = np.random.default_rng(seed)
+        while True:
+            for i in rng.permutation(len(photos)):
+                yield photos[i].pixels, photos[i].boxes
+
+    signature = (tf.TensorSpec((None, None, 3), tf.uint8), tf.TensorSpec((None, 4), tf.float32))
+
+    def views(view_side):
+        ds = tf.data.Dataset.from_generator(endless, output_signature=signature)
+        return ds.map(lambda p, b: _padded_view(p, b, view_side), num_parallel_calls=tf.data.AUTOTUNE)
+
+    singles = views(side)
+    mosaics = views(side // 2).batch(4).map(lambda im, b: mosaic(im, b, side), num_parallel_calls=tf.data.AUTOTUNE)
+    mixed = tf.data.Dataset.sample_from_datasets([singles, mosaics], [1 - mosaic_share, mosaic_share], seed=seed)
+    return mixed.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _padded_view(pixels, boxes, side):
+    image, visible = random_view(pixels, boxes, side)
+    return image, pad_box_tensor(visible)

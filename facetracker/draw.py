@@ -1,4 +1,5 @@
-"""Drawing on frames (in place, OpenCV): a detection's box and score. Shared by predict, evaluate and live."""
+"""Drawing on frames (in place, OpenCV): a detection's box and score, a track's box with its id. Shared by predict,
+evaluate and live."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from facetracker import config
 FACE_COLOUR = (0, 200, 0)  # BGR
 TRUTH_COLOUR = (255, 160, 0)
 MISS_COLOUR = (0, 0, 255)
+# One colour per track id (cycled), bright enough for a black caption: an id switch shows as a change of colour.
+TRACK_COLOURS = ((0, 200, 0), (0, 165, 255), (255, 200, 0), (230, 100, 255), (0, 230, 230), (255, 120, 120),
+                 (120, 255, 180), (200, 200, 200))
 
 
 def _thickness(frame: np.ndarray) -> int:
@@ -38,8 +42,24 @@ def draw_detection(frame: np.ndarray, detection, threshold: float = config.THRES
     """Box and "<label> 0.97" when the score reaches the threshold, else a small "no <label> 0.12" note."""
     if detection.score >= threshold:
         return draw_box(frame, detection.box, colour, f"{label} {detection.score:.2f}")
+    return _draw_miss(frame, detection.score, label)
+
+
+def draw_detections(frame: np.ndarray, detections, threshold: float = config.THRESHOLD, label: str = "face",
+                    colour=FACE_COLOUR) -> np.ndarray:
+    """Every detection reaching the threshold as box and "<label> 0.97"; with none, the small "no <label> 0.12"
+    note of the best score (0.00 when there was no detection at all)."""
+    faces = [d for d in detections if d.score >= threshold]
+    if not faces:
+        return _draw_miss(frame, max((d.score for d in detections), default=0.0), label)
+    for detection in sorted(faces, key=lambda d: d.score):  # best last: its caption stays on top where boxes overlap
+        draw_box(frame, detection.box, colour, f"{label} {detection.score:.2f}")
+    return frame
+
+
+def _draw_miss(frame: np.ndarray, score: float, label: str) -> np.ndarray:
     thick = _thickness(frame)
-    cv2.putText(frame, f"no {label} {detection.score:.2f}", (8, 8 + 12 * thick), cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.putText(frame, f"no {label} {score:.2f}", (8, 8 + 12 * thick), cv2.FONT_HERSHEY_SIMPLEX,
                 0.5 * thick, MISS_COLOUR, thick, cv2.LINE_AA)
     return frame
 
@@ -48,7 +68,7 @@ STATUS_COLOUR = (255, 255, 255)
 STATUS_BACKGROUND = (0, 0, 0)
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=1024)
 def label_patch(text: str, scale: float, thick: int, colour: tuple, background: tuple) -> np.ndarray:
     """`text` in `colour` on a filled `background` box, rendered once and reused.
 
@@ -81,6 +101,26 @@ def draw_track_box(frame: np.ndarray, box, caption: str, colour=FACE_COLOUR) -> 
     top = y1 - patch.shape[0] + 1  # the caption's bottom row overlaps the box's top edge, as in draw_box
     top = top if top >= 0 else y1
     return paste(frame, patch, x1, top)
+
+
+def track_colour(track_id: int) -> tuple[int, int, int]:
+    """The colour of track `track_id` (ids start at 1)."""
+    return TRACK_COLOURS[(int(track_id) - 1) % len(TRACK_COLOURS)]
+
+
+def track_caption(track_id: int, score: float) -> str:
+    """"#2 0.97": the track's id and its detection's score (few distinct strings, so the patches stay cached)."""
+    return f"#{track_id} {score:.2f}"
+
+
+def draw_tracks(frame: np.ndarray, tracks, best_score: float = 0.0) -> np.ndarray:
+    """Every track's box in its colour with "#id score"; with none, a small "no face 0.12" note (the frame's best
+    detection score)."""
+    for track in tracks:
+        draw_track_box(frame, track.box, track_caption(track.id, track.score), track_colour(track.id))
+    if not tracks:
+        draw_note(frame, f"no face {best_score:.2f}")
+    return frame
 
 
 def draw_note(frame: np.ndarray, text: str, colour=MISS_COLOUR) -> np.ndarray:

@@ -1,17 +1,25 @@
-"""`facetracker evaluate`: how good a model is on a raw labelme folder (images/ + labels/).
+"""`facetracker evaluate`: how good a face detector is on a raw labelme folder (images/ + labels/).
 
-A FaceTracker makes exactly one detection per image (a score and a box), so the usual detection metrics
-simplify: every image contributes one ranked detection. It is a true positive when the image has a face and
-the box overlaps it with IoU >= 0.5; anything else is a false positive (a negative image, or a face image whose
-box misses, whose face is then also a false negative). AP@0.5 is the all-point interpolated area under the
-precision-recall curve over that ranking (PASCAL VOC 2010+ / COCO style), recall counted over all faces.
-At the chosen threshold we also report precision, recall, F1 and the false-positive rate on negatives.
+A FaceTracker finds any number of faces per image, so this is ordinary object-detection scoring, one class:
 
-The metric functions take plain arrays, so they are checked on hand-computed cases without any model.
+- Every detection of every image (score >= config.MIN_SCORE) is ranked by score across the whole folder.
+- Per image, detections are matched greedily in score order: each takes the still-unmatched labelled face it
+  overlaps most, if that IoU is >= 0.5 (a true positive); otherwise it is a false positive — including a second
+  detection of a face already matched. This is COCO's matching rule.
+- AP@0.5 is the all-point interpolated area under that ranking's precision-recall curve (PASCAL VOC 2010+), recall
+  counted over all labelled faces. AP@[.5:.95] is COCO's, computed by pycocotools (the reference implementation);
+  its AP at 0.5 alone uses 101-point interpolation, so it differs slightly from ours.
+- At the chosen threshold: recall (faces matched by a detection scoring >= threshold), precision, F1, false
+  positives per image, the share of face-free images with any detection >= threshold, and the mean IoU of the
+  faces found (each face with its best-overlapping detection at the threshold, counted when IoU >= 0.5).
+
+The metric functions take plain arrays (per image: (M, 4) face boxes, (N,) scores, (N, 4) boxes), so they are
+checked on hand-computed cases without any model, and benchmarks score other detectors through the same code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import statistics
 import time
@@ -28,20 +36,60 @@ from facetracker.files import ensure_writable_dir, read_image, write_bytes_atomi
 REPORT_JSON = "evaluation.json"
 CURVE_PNG = "precision_recall.png"
 GRID_PNG = "predictions.png"
+TRUTH_ORANGE = (0, 165, 255)  # BGR: labelled boxes in predictions.png (detections are green or red)
 
 
 # ---------------------------------------------------------------- metrics on plain arrays
 
 
-def box_iou(true_boxes, pred_boxes) -> np.ndarray:
-    """IoU of row i of each (N, 4) [x1, y1, x2, y2] array, with the same keras-ops IoU the training metric uses."""
-    from facetracker.losses import box_iou as keras_box_iou
+def as_boxes(boxes) -> np.ndarray:
+    """Any sequence of [x1, y1, x2, y2] (also empty) as a float64 (N, 4) array."""
+    return np.asarray(boxes, np.float64).reshape(-1, 4)
 
-    true_boxes = np.asarray(true_boxes, np.float32).reshape(-1, 4)
-    pred_boxes = np.asarray(pred_boxes, np.float32).reshape(-1, 4)
-    if len(true_boxes) == 0:
-        return np.zeros(0, np.float32)
-    return np.asarray(keras_box_iou(true_boxes, pred_boxes), np.float32)
+
+def iou_matrix(boxes_a, boxes_b) -> np.ndarray:
+    """IoU of every box of `boxes_a` (M, 4) with every box of `boxes_b` (N, 4): shape (M, N)."""
+    return _iou(as_boxes(boxes_a)[:, None], as_boxes(boxes_b)[None])
+
+
+def box_iou(true_boxes, pred_boxes) -> np.ndarray:
+    """IoU of row i of each (N, 4) [x1, y1, x2, y2] array with row i of the other: shape (N,)."""
+    return _iou(as_boxes(true_boxes), as_boxes(pred_boxes))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # Broadcasting over the leading axes; boxes without area overlap nothing (IoU 0, never a division by 0).
+    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = inter_w * inter_h
+    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) \
+        - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def match_detections(truth, scores, boxes, iou_threshold: float = config.IOU_THRESHOLD) -> np.ndarray:
+    """Greedy matching of one image: which detections are true positives (bool (N,), in the input order).
+
+    Detections are taken best score first (ties keep input order); each claims the still-unmatched face it
+    overlaps most when that IoU reaches `iou_threshold`. A face is matched at most once, so a second detection
+    of it is a false positive."""
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    overlaps = iou_matrix(truth, boxes)  # (faces, detections)
+    correct = np.zeros(len(scores), bool)
+    taken = np.zeros(overlaps.shape[0], bool)
+    for d in np.argsort(-scores, kind="stable"):
+        free = np.where(taken, -1.0, overlaps[:, d]) if overlaps.shape[0] else np.zeros(0)
+        if free.size and free.max() >= iou_threshold:
+            taken[int(free.argmax())] = True
+            correct[d] = True
+    return correct
+
+
+def best_face_ious(truth, scores, boxes, threshold: float) -> np.ndarray:
+    """For each face of one image, its highest IoU with a detection scoring >= threshold (0 when there is none)."""
+    flagged = np.asarray(scores, np.float64).reshape(-1) >= threshold
+    overlaps = iou_matrix(truth, as_boxes(boxes)[flagged])
+    return overlaps.max(axis=1) if overlaps.shape[1] else np.zeros(overlaps.shape[0])
 
 
 @dataclass(frozen=True)
@@ -79,11 +127,16 @@ def average_precision(scores, correct, faces: int) -> float | None:
 
 @dataclass(frozen=True)
 class ThresholdCounts:
-    true_pos: int  # face images with score >= threshold and IoU >= 0.5
-    false_pos: int  # detections at/above threshold that are not true positives
-    false_neg: int  # face images that are not true positives
+    true_pos: int  # detections at/above threshold matched to a face (= faces found)
+    false_pos: int  # detections at/above threshold not matched to a face
+    faces: int
+    images: int
     negatives: int  # images without a face
-    negatives_flagged: int  # ... of which scored at/above threshold
+    negatives_flagged: int  # ... of which have a detection at/above threshold
+
+    @property
+    def false_neg(self) -> int:
+        return self.faces - self.true_pos
 
     @property
     def precision(self) -> float | None:
@@ -92,8 +145,7 @@ class ThresholdCounts:
 
     @property
     def recall(self) -> float | None:
-        faces = self.true_pos + self.false_neg
-        return self.true_pos / faces if faces else None
+        return self.true_pos / self.faces if self.faces else None
 
     @property
     def f1(self) -> float | None:
@@ -103,47 +155,144 @@ class ThresholdCounts:
         return 2 * self.precision * self.recall / total if total else 0.0
 
     @property
-    def false_positive_rate(self) -> float | None:
+    def fp_per_image(self) -> float | None:
+        return self.false_pos / self.images if self.images else None
+
+    @property
+    def fp_rate_negatives(self) -> float | None:
         return self.negatives_flagged / self.negatives if self.negatives else None
 
 
-def threshold_counts(scores, has_face, ious, threshold: float, iou_threshold: float = config.IOU_THRESHOLD
-                     ) -> ThresholdCounts:
-    """Counts at one score threshold. `ious[i]` is ignored for images without a face."""
-    scores = np.asarray(scores, np.float64)
-    has_face = np.asarray(has_face, bool)
-    ious = np.nan_to_num(np.asarray(ious, np.float64), nan=0.0)
-    flagged = scores >= threshold
-    true_pos = flagged & has_face & (ious >= iou_threshold)
-    return ThresholdCounts(
-        true_pos=int(true_pos.sum()),
-        false_pos=int((flagged & ~true_pos).sum()),
-        false_neg=int((has_face & ~true_pos).sum()),
-        negatives=int((~has_face).sum()),
-        negatives_flagged=int((flagged & ~has_face).sum()),
-    )
+@dataclass(frozen=True)
+class FolderMatch:
+    """The matching of a whole folder, per image: what every summary number and the report rows come from."""
+
+    truths: list[np.ndarray]  # (M, 4) faces
+    scores: list[np.ndarray]  # (N,)
+    boxes: list[np.ndarray]  # (N, 4)
+    correct: list[np.ndarray]  # (N,) bool: greedy match at the IoU threshold, all detections
+    face_ious: list[np.ndarray]  # (M,) best IoU of each face with a detection at/above the threshold
+    threshold: float
+    iou_threshold: float
+
+    @property
+    def faces(self) -> int:
+        return sum(len(t) for t in self.truths)
+
+    def ranking(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, correct) of every detection of every image, for the folder-wide precision-recall curve."""
+        if not self.scores:
+            return np.zeros(0), np.zeros(0, bool)
+        return np.concatenate(self.scores), np.concatenate(self.correct)
+
+    def counts(self) -> ThresholdCounts:
+        flagged = [s >= self.threshold for s in self.scores]
+        negative = [len(t) == 0 for t in self.truths]
+        return ThresholdCounts(
+            true_pos=int(sum((c & f).sum() for c, f in zip(self.correct, flagged))),
+            false_pos=int(sum((~c & f).sum() for c, f in zip(self.correct, flagged))),
+            faces=self.faces,
+            images=len(self.truths),
+            negatives=int(sum(negative)),
+            negatives_flagged=int(sum(n and bool(f.any()) for n, f in zip(negative, flagged))),
+        )
+
+    def mean_iou(self) -> float | None:
+        """Mean IoU of the faces found at the threshold (best-overlapping detection, IoU >= the IoU threshold)."""
+        ious = np.concatenate(self.face_ious) if self.face_ious else np.zeros(0)
+        found = ious[ious >= self.iou_threshold]
+        return float(found.mean()) if found.size else None
 
 
-def metrics(scores, has_face, ious, threshold: float, iou_threshold: float = config.IOU_THRESHOLD) -> dict:
-    """Every summary number of the report from per-image scores, face flags and IoUs."""
-    scores = np.asarray(scores, np.float64)
-    has_face = np.asarray(has_face, bool)
-    ious = np.asarray(ious, np.float64)
-    correct = has_face & (np.nan_to_num(ious, nan=0.0) >= iou_threshold)
-    counts = threshold_counts(scores, has_face, ious, threshold, iou_threshold)
-    face_ious = ious[has_face]
+def match_folder(truths, scores, boxes, threshold: float = config.THRESHOLD,
+                 iou_threshold: float = config.IOU_THRESHOLD) -> FolderMatch:
+    """Match every image: `truths`, `scores`, `boxes` are per-image lists of (M, 4), (N,) and (N, 4) arrays."""
+    truths = [as_boxes(t) for t in truths]
+    scores = [np.asarray(s, np.float64).reshape(-1) for s in scores]
+    boxes = [as_boxes(b) for b in boxes]
+    if not len(truths) == len(scores) == len(boxes):
+        raise ValueError("truths, scores and boxes must have one entry per image")
+    return FolderMatch(
+        truths=truths, scores=scores, boxes=boxes,
+        correct=[match_detections(t, s, b, iou_threshold) for t, s, b in zip(truths, scores, boxes)],
+        face_ious=[best_face_ious(t, s, b, threshold) for t, s, b in zip(truths, scores, boxes)],
+        threshold=threshold, iou_threshold=iou_threshold)
+
+
+def summarise(match: FolderMatch) -> dict:
+    """Every summary number of the report (JSON-ready) from a folder's matching."""
+    counts = match.counts()
+    ranked_scores, ranked_correct = match.ranking()
     return {
-        "ap50": average_precision(scores, correct, int(has_face.sum())),
-        "mean_iou": float(face_ious.mean()) if face_ious.size else None,
-        "precision": counts.precision,
+        "ap50": average_precision(ranked_scores, ranked_correct, match.faces),
+        "mean_iou": match.mean_iou(),
         "recall": counts.recall,
+        "precision": counts.precision,
         "f1": counts.f1,
-        "false_positive_rate": counts.false_positive_rate,
+        "fp_per_image": counts.fp_per_image,
+        "fp_rate_negatives": counts.fp_rate_negatives,
+        "faces": counts.faces,
+        "images": counts.images,
+        "negatives": counts.negatives,
+        "detections": int(ranked_scores.size),
         "true_positives": counts.true_pos,
         "false_positives": counts.false_pos,
         "false_negatives": counts.false_neg,
         "negatives_flagged": counts.negatives_flagged,
     }
+
+
+def metrics(truths, scores, boxes, threshold: float = config.THRESHOLD,
+            iou_threshold: float = config.IOU_THRESHOLD) -> dict:
+    """summarise(match_folder(...)): the report's numbers straight from per-image arrays."""
+    return summarise(match_folder(truths, scores, boxes, threshold, iou_threshold))
+
+
+def coco_average_precision(truths, scores, boxes) -> dict:
+    """COCO AP of one class with pycocotools: {"ap50_95", "ap50", "ap75"}, None where there are no faces.
+
+    The ground truth and the detections are built as COCO dicts in memory; pycocotools prints progress and a
+    table to stdout, which is swallowed here (a CLI's output and JSON lines must stay clean)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    truths = [as_boxes(t) for t in truths]
+    empty = {"ap50_95": None, "ap50": None, "ap75": None}
+    if not any(len(t) for t in truths):
+        return empty
+    detections = [{"image_id": i, "category_id": 1, "score": float(s), "bbox": _xywh(b)}
+                  for i, (image_scores, image_boxes) in enumerate(zip(scores, boxes))
+                  for s, b in zip(np.asarray(image_scores).reshape(-1), as_boxes(image_boxes))]
+    if not detections:  # pycocotools cannot load an empty result list; nothing found is AP 0
+        return {key: 0.0 for key in empty}
+    with contextlib.redirect_stdout(io.StringIO()):
+        ground = COCO()
+        ground.dataset = _coco_ground_truth(truths)
+        ground.createIndex()
+        evaluation = COCOeval(ground, ground.loadRes(detections), iouType="bbox")
+        evaluation.params.maxDets = [1, 10, max(100, config.MAX_FACES)]  # stats use the last: every detection
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    ap50_95, ap50, ap75 = (float(v) for v in evaluation.stats[:3])
+    return {"ap50_95": ap50_95, "ap50": ap50, "ap75": ap75}
+
+
+def _xywh(box) -> list[float]:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return [x1, y1, x2 - x1, y2 - y1]
+
+
+def _coco_ground_truth(truths: list[np.ndarray]) -> dict:
+    # Annotation ids start at 1: COCOeval marks "no match" with id 0.
+    annotations = []
+    for image_id, faces in enumerate(truths):
+        for box in faces:
+            x, y, w, h = _xywh(box)
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                                "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+    return {"images": [{"id": i} for i in range(len(truths))], "annotations": annotations,
+            "categories": [{"id": 1, "name": "face"}]}
 
 
 # ---------------------------------------------------------------- running a detector on a folder
@@ -159,47 +308,66 @@ def evaluate_folder(detector, images_dir: Path, labels_dir: Path, face_labels: t
     if not found.samples:
         raise FacetrackerError("no usable images to evaluate", images_dir,
                                "point --data at a folder with images/ and labels/ (e.g. data/test)")
-    frames = (read_image(sample.image) for sample in found.samples)
-    detections, latencies = [], []
-    for index, frame in enumerate(frames):
+    report = evaluate_samples(detector, found.samples, threshold)
+    report.update(images_dir=str(images_dir), labels_dir=str(labels_dir), face_labels=list(face_labels),
+                  skipped=list(found.skipped))
+    return report
+
+
+def evaluate_samples(detector, samples, threshold: float = config.THRESHOLD) -> dict:
+    """The report for a list of labels.Sample (benchmarks pick their own, e.g. without unreliable negatives)."""
+    scores, boxes, latencies = [], [], []
+    for index, sample in enumerate(samples):
+        frame = read_image(sample.image)
         if index == 0:
             detector.detect(frame)  # warm-up: the first call allocates and plans, it is not typical latency
         start = time.perf_counter()
-        detections.append(detector.detect(frame))
+        detections = detector.detect(frame, min_score=config.MIN_SCORE)
         latencies.append(time.perf_counter() - start)
+        scores.append([d.score for d in detections])
+        boxes.append([d.box for d in detections])
+    truths = [s.boxes for s in samples]
+    report = score_detections(samples, truths, scores, boxes, threshold)
+    return {"model": str(detector.source), "runtime": detector.runtime_name, "image_size": detector.image_size,
+            "resize": config.RESIZE_INTERPOLATION, **report, "latency_ms": 1000 * statistics.median(latencies)}
 
-    has_face = np.array([s.has_face for s in found.samples])
-    truth = np.array([s.box if s.has_face else (0, 0, 0, 0) for s in found.samples], np.float32)
-    ious = box_iou(truth, np.array([d.box for d in detections], np.float32))
-    ious = np.where(has_face, ious, np.nan)
-    scores = np.array([d.score for d in detections])
-    curve = precision_recall_curve(scores, has_face & (np.nan_to_num(ious) >= config.IOU_THRESHOLD),
-                                   int(has_face.sum()))
+
+def score_detections(samples, truths, scores, boxes, threshold: float = config.THRESHOLD) -> dict:
+    """Summary, COCO AP, curve and per-image rows for any detector's per-image detections of `samples`."""
+    match = match_folder(truths, scores, boxes, threshold)
+    ranked_scores, ranked_correct = match.ranking()
+    curve = precision_recall_curve(ranked_scores, ranked_correct, match.faces)
+    coco = coco_average_precision(match.truths, match.scores, match.boxes)
     return {
-        "model": str(detector.source),
-        "runtime": detector.runtime_name,
-        "image_size": detector.image_size,
-        "resize": config.RESIZE_INTERPOLATION,
-        "images_dir": str(images_dir),
-        "labels_dir": str(labels_dir),
-        "face_labels": list(face_labels),
         "threshold": threshold,
-        "iou_threshold": config.IOU_THRESHOLD,
-        "images": len(found.samples),
-        "faces": int(has_face.sum()),
-        "negatives": int((~has_face).sum()),
-        "skipped": list(found.skipped),
-        **metrics(scores, has_face, ious, threshold),
-        "latency_ms_median": 1000 * statistics.median(latencies),
-        "curve": {"precision": curve.precision.round(5).tolist(), "recall": curve.recall.round(5).tolist(),
-                  "score": curve.scores.round(5).tolist()},
-        "per_image": [
-            {"image": s.image.name, "has_face": s.has_face,
-             "truth": [round(v, 1) for v in s.box] if s.box else None,
-             "score": round(d.score, 5), "box": [round(v, 1) for v in d.box],
-             "iou": None if np.isnan(iou) else round(float(iou), 4)}
-            for s, d, iou in zip(found.samples, detections, ious)
-        ],
+        "iou_threshold": match.iou_threshold,
+        "min_score": config.MIN_SCORE,
+        "face_images": sum(1 for t in match.truths if len(t)),
+        **summarise(match),
+        "ap50_95": coco["ap50_95"],
+        "coco_ap50": coco["ap50"],
+        "curve": {"precision": curve.precision.round(4).tolist(), "recall": curve.recall.round(4).tolist(),
+                  "score": curve.scores.round(4).tolist()},
+        "images_dir": str(Path(samples[0].image).parent) if samples else None,
+        "per_image": [image_row(sample, match, i) for i, sample in enumerate(samples)],
+    }
+
+
+def image_row(sample, match: FolderMatch, i: int) -> dict:
+    """One image of the report: its faces, their best IoU at the threshold, and its detections (best first:
+    every one at/above the threshold, at least the top EVAL_ROW_DETECTIONS so near misses show too)."""
+    scores, boxes, correct = match.scores[i], match.boxes[i], match.correct[i]
+    order = np.argsort(-scores, kind="stable")
+    shown = order[:max(int((scores >= match.threshold).sum()), config.EVAL_ROW_DETECTIONS)]
+    overlaps = iou_matrix(match.truths[i], boxes)
+    best_iou = overlaps.max(axis=0) if overlaps.shape[0] else np.zeros(len(scores))
+    return {
+        "image": Path(sample.image).name,
+        "truth": [[round(float(v), 1) for v in box] for box in match.truths[i]],
+        "face_ious": [round(float(v), 4) for v in match.face_ious[i]],
+        "faces_found": int((correct & (scores >= match.threshold)).sum()),
+        "detections": [{"score": round(float(scores[d]), 4), "box": [round(float(v), 1) for v in boxes[d]],
+                        "iou": round(float(best_iou[d]), 4), "matched": bool(correct[d])} for d in shown],
     }
 
 
@@ -240,7 +408,7 @@ def curve_png(report: dict) -> bytes:
     recall, precision = report["curve"]["recall"], report["curve"]["precision"]
     ax.step([0.0, *recall], [1.0, *precision], where="post", color="tab:blue")
     ap = report["ap50"]
-    ax.set_title(f"AP@0.5 = {ap:.3f}" if ap is not None else "AP@0.5: no faces in the data")
+    ax.set_title(f"AP@0.5 = {ap:.3f} ({report['faces']} faces)" if ap is not None else "AP@0.5: no faces in the data")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -250,40 +418,50 @@ def curve_png(report: dict) -> bytes:
     return buffer.getvalue()
 
 
+def flagged_detections(row: dict, threshold: float) -> list[dict]:
+    return [d for d in row["detections"] if d["score"] >= threshold]
+
+
+def is_mistake(row: dict, threshold: float) -> bool:
+    """A face not found at the threshold, or a detection at/above it that matches no face."""
+    missed = row["faces_found"] < len(row["truth"])
+    return missed or any(not d["matched"] for d in flagged_detections(row, threshold))
+
+
 def _tile_order(report: dict) -> list[dict]:
     """Mistakes first (they are what a person wants to look at), then the rest, at most EVAL_GRID_IMAGES."""
-    threshold = report["threshold"]
-
-    def is_mistake(row: dict) -> bool:
-        flagged = row["score"] >= threshold
-        hit = row["has_face"] and flagged and (row["iou"] or 0.0) >= report["iou_threshold"]
-        return (flagged or row["has_face"]) and not hit
-
-    rows = sorted(report["per_image"], key=lambda row: not is_mistake(row))  # stable: keeps folder order
+    rows = sorted(report["per_image"], key=lambda row: not is_mistake(row, report["threshold"]))  # stable
     return rows[:config.EVAL_GRID_IMAGES]
 
 
+def draw_row(frame: np.ndarray, row: dict, threshold: float) -> np.ndarray:
+    """Every labelled face (orange), every detection at/above the threshold (green matched, red not)."""
+    from facetracker.draw import FACE_COLOUR, MISS_COLOUR, draw_box, draw_note
+
+    for box in row["truth"]:
+        draw_box(frame, box, TRUTH_ORANGE)
+    flagged = flagged_detections(row, threshold)
+    for detection in reversed(flagged):  # best last, so its caption is on top
+        draw_box(frame, detection["box"], FACE_COLOUR if detection["matched"] else MISS_COLOUR,
+                 f"{detection['score']:.2f}")
+    if not flagged:
+        best = f" (best {row['detections'][0]['score']:.2f})" if row["detections"] else ""
+        draw_note(frame, f"no face{best}", MISS_COLOUR if row["truth"] else FACE_COLOUR)
+    return frame
+
+
 def prediction_grid(report: dict):
-    """A BGR image: tiles with the labelled box (orange) and the prediction (green; red when wrong)."""
+    """A BGR image: tiles of the images with mistakes first, drawn by draw_row."""
     import cv2
 
-    from facetracker.draw import MISS_COLOUR, TRUTH_COLOUR, FACE_COLOUR, draw_box
-
     rows = _tile_order(report)
-    frames = [read_image(Path(report["images_dir"]) / row["image"]) for row in rows]
+    frames = [draw_row(read_image(Path(report["images_dir"]) / row["image"]), row, report["threshold"])
+              for row in rows]
     tile_w = config.EVAL_GRID_TILE
     tile_h = round(tile_w * frames[0].shape[0] / frames[0].shape[1])  # tiles shaped like the (first) images
     columns = min(4, len(rows))
     grid = np.full((tile_h * -(-len(rows) // columns), tile_w * columns, 3), 32, np.uint8)
-    for i, (row, frame) in enumerate(zip(rows, frames)):
-        if row["truth"]:
-            draw_box(frame, row["truth"], TRUTH_COLOUR, "label")
-        correct = row["has_face"] and (row["iou"] or 0.0) >= report["iou_threshold"]
-        if row["score"] >= report["threshold"]:
-            draw_box(frame, row["box"], FACE_COLOUR if correct else MISS_COLOUR, f"{row['score']:.2f}")
-        else:
-            cv2.putText(frame, f"no face {row['score']:.2f}", (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
-                        MISS_COLOUR if row["has_face"] else FACE_COLOUR, 2, cv2.LINE_AA)
+    for i, frame in enumerate(frames):
         scale = min(tile_w / frame.shape[1], tile_h / frame.shape[0])  # other sizes fit, aspect kept
         small = cv2.resize(frame, (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale))),
                            interpolation=cv2.INTER_AREA)
@@ -298,17 +476,23 @@ def summary_lines(report: dict) -> list[str]:
     def pct(value) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
 
-    ap = "n/a (no faces)" if report["ap50"] is None else f"{report['ap50']:.3f}"
-    iou = "n/a" if report["mean_iou"] is None else f"{report['mean_iou']:.3f}"
+    def num(value, fallback: str = "n/a") -> str:
+        return fallback if value is None else f"{value:.3f}"
+
+    fp_rate = "" if report["fp_rate_negatives"] is None else \
+        f"; {report['negatives_flagged']} of {report['negatives']} negatives ({pct(report['fp_rate_negatives'])}) " \
+        "with a detection"
     return [
         f"model {report['model']} ({report['runtime']}, {report['image_size']} px) on {report['images_dir']}: "
         f"{report['images']} images, {report['faces']} faces, {report['negatives']} negatives"
-        + (f", {len(report['skipped'])} skipped" if report["skipped"] else ""),
-        f"AP@0.5          {ap}",
-        f"mean IoU        {iou}  (faces)",
-        f"precision       {pct(report['precision'])}  at threshold {report['threshold']}",
-        f"recall          {pct(report['recall'])}",
+        + (f", {len(report['skipped'])} skipped" if report.get("skipped") else ""),
+        f"AP@0.5          {num(report['ap50'], 'n/a (no faces)')}  (all faces, VOC all-point)",
+        f"AP@[.5:.95]     {num(report['ap50_95'], 'n/a (no faces)')}  (COCO, pycocotools)",
+        f"mean IoU        {num(report['mean_iou'])}  (faces found, IoU >= {report['iou_threshold']})",
+        f"recall          {pct(report['recall'])}  at threshold {report['threshold']} "
+        f"({report['true_positives']} of {report['faces']} faces)",
+        f"precision       {pct(report['precision'])}",
         f"F1              {pct(report['f1'])}",
-        f"false positives {pct(report['false_positive_rate'])} of negatives",
-        f"latency         {report['latency_ms_median']:.2f} ms median per image (incl. resize)",
+        f"false positives {num(report['fp_per_image'])} per image{fp_rate}",
+        f"latency         {report['latency_ms']:.2f} ms median per image (incl. resize)",
     ]

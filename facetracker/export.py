@@ -5,9 +5,13 @@ via tf2onnx), with a fixed input side so the file carries the model's image size
 shapes are fastest in XNNPACK), any batch for ONNX and SavedModel. Quantisation is offered for TFLite only:
 onnxruntime's dynamic quantisation made this network 10x slower and its static int8 less accurate than TFLite's.
 
+Every format carries the model's box decoding and non-maximum suppression (they are part of FaceTracker.call), so
+the exported file alone returns the K best faces, sorted and zero-padded.
+
 Nothing is published until it passed the check: the export goes to a temporary name beside the target, runs on
 real images next to the Keras model, and is renamed into place only when the largest differences in score and
-box are within the tolerance for its quantisation mode (config.EXPORT_TOLERANCE).
+box are within the tolerance for its quantisation mode (config.EXPORT_TOLERANCE). Faces are compared, not output
+slots (compare_outputs): NMS may order faces of nearly equal score differently or keep a borderline box.
 """
 
 from __future__ import annotations
@@ -40,10 +44,11 @@ class ExportResult:
     size_bytes: int
     images_checked: int
     check_source: str
-    score_diff: float  # largest |exported - keras| face score over the check images
-    box_diff: float  # largest |exported - keras| box coordinate (normalised to the image)
+    score_diff: float  # largest |exported - keras| face score over the check images (see compare)
+    box_diff: float  # largest |exported - keras| box coordinate of a face (fraction of the model input)
     box_mean_diff: float  # mean of the same, for context: quantisation errors are uneven across images
     tolerance: tuple[float, float]
+    faces_checked: int = 0  # confident faces (config.EXPORT_SCORE_FLOOR) found by both and compared
 
     @property
     def passed(self) -> bool:
@@ -61,16 +66,22 @@ def default_out(model_path: Path, fmt: str, quantize: str) -> Path:
     return folder / name
 
 
-def check_options(fmt: str, quantize: str, data: Path | None, out: Path, force: bool) -> None:
-    """Every problem with the options, raised before the slow model loading and conversion."""
+def check_format(fmt: str, quantize: str) -> None:
+    """--format and --quantize, checked first: the output name and the tolerance are looked up by them."""
     if fmt not in config.EXPORT_FORMATS:
-        raise FacetrackerError(f"unknown export format '{fmt}'", None, f"choose one of: {', '.join(config.EXPORT_FORMATS)}")
+        raise FacetrackerError("unknown export format", f"--format {fmt}",
+                               f"choose one of: {', '.join(config.EXPORT_FORMATS)}")
     if quantize not in config.QUANTIZE_MODES:
-        raise FacetrackerError(f"unknown quantization '{quantize}'", None,
+        raise FacetrackerError("unknown quantization", f"--quantize {quantize}",
                                f"choose one of: {', '.join(config.QUANTIZE_MODES)}")
     if quantize != "none" and fmt != "tflite":
         raise FacetrackerError(f"--quantize {quantize} is only supported for TFLite", fmt,
                                "use --format tflite, or --quantize none")
+
+
+def check_options(fmt: str, quantize: str, data: Path | None, out: Path, force: bool) -> None:
+    """Every problem with the options, raised before the slow model loading and conversion."""
+    check_format(fmt, quantize)
     if quantize == "int8" and data is None:
         raise FacetrackerError("int8 quantization needs real images to calibrate on", None,
                                "pass --data FOLDER with images like the ones the model will see (e.g. data/train)")
@@ -149,12 +160,89 @@ def _convert(model, fmt: str, quantize: str, calibration: np.ndarray | None, tar
             model.export(str(target), format="litert", input_signature=signature, verbose=False, **options)
 
 
-def compare(reference: Detector, exported: Detector, inputs: np.ndarray) -> tuple[float, float, float]:
-    """Largest |difference| in score and in normalised box coordinates, and the mean box one, over a batch."""
-    ref_scores, ref_boxes = reference.raw(inputs)
-    scores, boxes = exported.raw(inputs)
-    box_diffs = np.abs(boxes - ref_boxes)
-    return float(np.abs(scores - ref_scores).max()), float(box_diffs.max()), float(box_diffs.mean())
+@dataclass(frozen=True)
+class Fidelity:
+    """How far an export's faces are from the Keras model's over a batch (see `compare_outputs`)."""
+
+    score_diff: float  # largest |exported - keras| score: of the best face, and of every confident face
+    box_diff: float  # largest |exported - keras| box coordinate of a confident face (fraction of the input)
+    box_mean_diff: float  # mean of the same over every coordinate of every matched confident face
+    faces: int  # confident faces found by both and compared
+
+
+def compare(reference: Detector, exported: Detector, inputs: np.ndarray,
+            floor: float = config.EXPORT_SCORE_FLOOR) -> Fidelity:
+    """Run both detectors on model-ready inputs and compare their faces (compare_outputs)."""
+    return compare_outputs(*reference.raw(inputs), *exported.raw(inputs), floor=floor)
+
+
+def compare_outputs(want_scores, want_boxes, got_scores, got_boxes, floor: float = config.EXPORT_SCORE_FLOOR
+                    ) -> Fidelity:
+    """Compare multi-face outputs, scores (N, K) and boxes (N, K, 4) per side, face by face.
+
+    Slot by slot would be wrong: NMS sorts faces by score, so two faces of nearly equal score may swap places,
+    and a quantised export may keep or drop a borderline box. So per image the best score (slot 0) is compared
+    as it is, and every confident face of either output (see `distinct_faces`) is matched by IoU to the face of
+    the other output it overlaps most: their score and box differences count, and a face found by one output
+    only counts its whole score."""
+    score_diffs, box_diffs = [], []
+    for want_s, want_b, got_s, got_b in zip(want_scores, want_boxes, got_scores, got_boxes):
+        image_scores, image_boxes = compare_faces(want_s, want_b, got_s, got_b, floor)
+        score_diffs += [abs(float(want_s[0]) - float(got_s[0]))] + image_scores
+        box_diffs += image_boxes
+    box_diffs = np.asarray(box_diffs, np.float32).reshape(-1, 4)
+    return Fidelity(score_diff=max(score_diffs, default=0.0),
+                    box_diff=float(box_diffs.max()) if len(box_diffs) else 0.0,
+                    box_mean_diff=float(box_diffs.mean()) if len(box_diffs) else 0.0, faces=len(box_diffs))
+
+
+def compare_faces(want_scores, want_boxes, got_scores, got_boxes, floor: float = config.EXPORT_SCORE_FLOOR):
+    """One image, (K,) scores and (K, 4) boxes per output, zero-padded -> (score differences, (n, 4) |box
+    differences|) of its confident faces, each against its match in the other output."""
+    want, got = _faces(want_scores, want_boxes), _faces(got_scores, got_boxes)
+    score_diffs, box_diffs = [], []
+    for (scores, boxes), (other_scores, other_boxes) in ((want, got), (got, want)):
+        overlaps = iou_matrix(boxes, other_boxes)
+        for k in distinct_faces(scores, boxes, floor):
+            match = int(np.argmax(overlaps[k])) if len(other_scores) else None
+            if match is None or overlaps[k, match] < config.EXPORT_MATCH_IOU:
+                score_diffs.append(float(scores[k]))  # found by one output only
+                continue
+            score_diffs.append(abs(float(scores[k] - other_scores[match])))
+            box_diffs.append(np.abs(boxes[k] - other_boxes[match]))
+    return score_diffs, box_diffs
+
+
+def _faces(scores, boxes):
+    """The real faces of zero-padded outputs (score > 0), best first."""
+    scores, boxes = np.asarray(scores, np.float32), np.asarray(boxes, np.float32)
+    order = np.argsort(-scores, kind="stable")
+    order = order[scores[order] > 0]
+    return scores[order], boxes[order]
+
+
+def distinct_faces(scores, boxes, floor: float) -> list[int]:
+    """Indices of the confident faces (score >= floor) that are not near-duplicates of a better face.
+
+    A face overlapping a better face of its own output by config.EXPORT_DUPLICATE_IOU or more survived NMS only
+    because that overlap stayed under NMS_IOU: the tiny box changes of a quantised export decide either way
+    whether it is kept, so it is no evidence of a disagreement."""
+    overlaps = iou_matrix(boxes, boxes)
+    return [k for k in range(len(scores)) if scores[k] >= floor
+            and not (overlaps[k, :k] >= config.EXPORT_DUPLICATE_IOU).any()]
+
+
+def iou_matrix(a, b) -> np.ndarray:
+    """IoU of every box of a (n, 4) with every box of b (m, 4), [x1, y1, x2, y2]."""
+    a, b = np.asarray(a, np.float32).reshape(-1, 1, 4), np.asarray(b, np.float32).reshape(1, -1, 4)
+    width = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    height = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = width * height
+    return inter / np.maximum(_area(a) + _area(b) - inter, 1e-9)
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
 def export_model(model_path: Path, fmt: str, quantize: str = "none", data: Path | None = None,
@@ -163,6 +251,7 @@ def export_model(model_path: Path, fmt: str, quantize: str = "none", data: Path 
     from facetracker.model import load_model
 
     model_path = Path(model_path)
+    check_format(fmt, quantize)
     out = Path(out) if out is not None else default_out(model_path, fmt, quantize)
     check_options(fmt, quantize, data, out, force)
     model = load_model(model_path, unsafe=unsafe)
@@ -190,11 +279,12 @@ def export_model(model_path: Path, fmt: str, quantize: str = "none", data: Path 
             raise FacetrackerError(f"{fmt} conversion failed ({first_line})", model_path,
                                    "try another --format or --quantize") from exc
         exported = Detector.load(staged)
-        score_diff, box_diff, box_mean_diff = compare(reference, exported, check_inputs)
+        fidelity = compare(reference, exported, check_inputs)
         result = ExportResult(path=out, format=fmt, quantize=quantize, image_size=exported.image_size,
                               size_bytes=_size(staged),
-                              images_checked=len(check_frames), check_source=check_source, score_diff=score_diff,
-                              box_diff=box_diff, box_mean_diff=box_mean_diff,
+                              images_checked=len(check_frames), check_source=check_source,
+                              score_diff=fidelity.score_diff, box_diff=fidelity.box_diff,
+                              box_mean_diff=fidelity.box_mean_diff, faces_checked=fidelity.faces,
                               tolerance=config.EXPORT_TOLERANCE[quantize])
         if not result.passed:
             raise ExportMismatch(result)

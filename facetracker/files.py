@@ -104,3 +104,40 @@ def _is_truncated_jpeg(path: Path, data) -> bool:
         return False
     tail = bytes(data[-16:]).rstrip(b"\x00")
     return not tail.endswith(b"\xff\xd9")
+
+
+KERAS_ARCHIVE_MEMBERS = ("config.json",)  # what every Keras 3 `.keras` zip holds besides the weights
+
+
+def check_keras_archive(path: Path) -> Path:
+    """Raise one clear error when a `.keras` file is not a complete Keras zip archive (cut-off download or copy);
+    any other path is returned as it is.
+
+    Keras itself reports such a file as "File not found", although it exists; this check reads only the zip
+    directory and CRCs (a few ms), without TensorFlow."""
+    import zipfile
+
+    path = Path(path)
+    if path.suffix.lower() != ".keras" or not path.is_file():
+        return path  # other formats, and missing files, are reported by the loaders with their own advice
+    try:
+        problem = _keras_archive_problem(path)
+    except (zipfile.BadZipFile, EOFError):
+        problem = "it is not a complete zip archive"
+    except OSError as exc:
+        problem = f"it cannot be read: {exc.strerror or exc}"
+    if problem:
+        raise FacetrackerError(f"not a valid or complete Keras model file ({problem})", path,
+                               "copy or download it again, or re-train it with `facetracker train`")
+    return path
+
+
+def _keras_archive_problem(path: Path) -> str | None:
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        missing = [name for name in KERAS_ARCHIVE_MEMBERS if name not in archive.namelist()]
+        if missing:
+            return f"it has no {missing[0]}"
+        damaged = archive.testzip()  # first member whose CRC does not match
+    return f"{damaged} inside it is damaged" if damaged else None

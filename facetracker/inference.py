@@ -6,9 +6,11 @@
 onnxruntime, and an exported SavedModel folder through `tf.saved_model.load`. The input side is read from the
 model itself (attribute or input shape), so no size flag is ever needed.
 
-Every runtime takes float32 RGB pixels 0..255 of shape (N, side, side, 3) — the whole frame squashed to a
-square, exactly like training — and returns a face score and a box normalised to the input; `Detector` turns
-that into pixels of the original frame. A Detector reuses its buffers and is not thread-safe.
+Every runtime takes float32 RGB pixels 0..255 of shape (N, side, side, 3) — the whole frame letterboxed into
+the square (aspect kept, grey bars), exactly like training — and returns the K best faces after the model's own
+non-maximum suppression: scores (N, K) sorted high to low and boxes (N, K, 4) as fractions of the input, zeros
+where fewer faces were found. `Detector` turns them into Detections in pixels of the original frame. A Detector
+reuses its buffers and is not thread-safe.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import cv2
 import numpy as np
 
 from facetracker import config
+from facetracker.boxes import Letterbox
 from facetracker.errors import FacetrackerError
 from facetracker.output import import_tensorflow_quietly, quiet_native_stderr
 
@@ -33,7 +36,7 @@ RESIZE_MODES = ("fast-area", "area", "linear")
 
 @dataclass(frozen=True)
 class Detection:
-    """The one face a FaceTracker finds in a frame: its probability and where it is."""
+    """One face found in a frame: its probability and where it is."""
 
     score: float
     box: Box  # pixels of the original frame, x1 <= x2, y1 <= y2, inside the frame
@@ -51,14 +54,14 @@ class Detection:
 
 
 def _split_outputs(outputs) -> tuple[np.ndarray, np.ndarray]:
-    """(scores (N,), boxes (N, 4)) from the two outputs, told apart by width since exporters reorder them."""
+    """(scores (N, K), boxes (N, K, 4)) from the two outputs, told apart by rank since exporters reorder them."""
     arrays = [np.asarray(o, dtype=np.float32) for o in outputs]
-    by_width = {a.shape[-1]: a for a in arrays if a.ndim == 2}
-    if len(arrays) != 2 or set(by_width) != {1, 4}:
+    by_rank = {a.ndim: a for a in arrays}
+    if len(arrays) != 2 or set(by_rank) != {2, 3} or by_rank[3].shape[-1] != 4:
         shapes = ", ".join(str(a.shape) for a in arrays)
-        raise FacetrackerError(f"model outputs are not (score, box) but {shapes}", None,
-                               "use a model trained or exported by facetracker")
-    return by_width[1][:, 0], by_width[4]
+        raise FacetrackerError(f"model outputs are not (scores, boxes) of a multi-face FaceTracker but {shapes}",
+                               None, "use a model trained or exported by this version of facetracker")
+    return by_rank[2], by_rank[3]
 
 
 def _check_side(shape, where) -> int:
@@ -249,16 +252,16 @@ def resolve_model_path(path: Path | str | None, fast: bool = True) -> Path:
 
 
 class Detector:
-    """Finds the face in BGR frames of any size with any runtime. Build it with `load` or `from_model`."""
+    """Finds every face in BGR frames of any size with any runtime. Build it with `load` or `from_model`."""
 
     def __init__(self, runtime, source: str):
         self.runtime = runtime
         self.source = source
         self.image_size: int = runtime.image_size
         side = self.image_size
-        self._resize = make_resizer(config.RESIZE_INTERPOLATION, side)
-        self._pixels = np.empty((side, side, 3), np.uint8)  # reused: no allocation per frame
+        self._pixels = np.full((side, side, 3), config.AUG_BORDER_FILL, np.uint8)  # reused: no allocation per frame
         self._input = np.empty((1, side, side, 3), np.float32)
+        self._layout = None  # (Letterbox, resize function) of the last frame size seen
 
     @property
     def runtime_name(self) -> str:
@@ -292,25 +295,39 @@ class Detector:
     def from_model(cls, model, source: str = "in-memory model") -> "Detector":
         return cls(KerasRuntime(model), source)
 
-    def preprocess(self, frame_bgr: np.ndarray, out: np.ndarray) -> None:
-        """Write the model input for one frame into `out` (side, side, 3) float32: RGB pixels 0..255."""
-        self._resize(frame_bgr, self._pixels)
-        cv2.cvtColor(self._pixels, cv2.COLOR_BGR2RGB, dst=self._pixels)  # after resizing: fewer pixels to swap
+    def letterbox(self, frame_bgr: np.ndarray) -> Letterbox:
+        """Where this frame sits in the model input (cached per frame size: a video's frames all share one)."""
+        height, width = frame_bgr.shape[:2]
+        if self._layout is None or (self._layout[0].width, self._layout[0].height) != (width, height):
+            layout = Letterbox(width, height, self.image_size)
+            self._layout = (layout, make_resizer(config.RESIZE_INTERPOLATION, layout.size))
+            self._pixels[...] = config.AUG_BORDER_FILL  # the bars of the new size; the picture is redrawn per frame
+        return self._layout[0]
+
+    def preprocess(self, frame_bgr: np.ndarray, out: np.ndarray) -> Letterbox:
+        """Write the model input for one frame into `out` (side, side, 3) float32: RGB pixels 0..255, the frame
+        letterboxed into the square. Returns the letterbox, which maps the model's boxes back to the frame."""
+        layout = self.letterbox(frame_bgr)
+        (w, h), (x, y) = layout.size, layout.pad
+        picture = self._pixels[y:y + h, x:x + w]
+        self._layout[1](frame_bgr, picture)
+        cv2.cvtColor(picture, cv2.COLOR_BGR2RGB, dst=picture)  # after resizing: fewer pixels to swap
         out[...] = self._pixels
+        return layout
 
-    def detect(self, frame_bgr: np.ndarray) -> Detection:
-        """The face score and box (pixels of this frame) for one BGR uint8 frame."""
+    def detect(self, frame_bgr: np.ndarray, min_score: float = config.MIN_SCORE) -> list[Detection]:
+        """Every face scoring at least `min_score` in one BGR uint8 frame, best first, boxes in its pixels."""
         _check_frame(frame_bgr)
-        self.preprocess(frame_bgr, self._input[0])
+        layout = self.preprocess(frame_bgr, self._input[0])
         scores, boxes = self.runtime.run(self._input)
-        return _to_detection(scores[0], boxes[0], frame_bgr.shape)
+        return to_detections(scores[0], boxes[0], layout, min_score)
 
-    def detect_batch(self, frames: list[np.ndarray]) -> list[Detection]:
+    def detect_batch(self, frames: list[np.ndarray], min_score: float = config.MIN_SCORE) -> list[list[Detection]]:
         """detect() for several frames (sizes may differ) in one model call where the runtime allows it."""
         if not frames:
             return []
         scores, boxes = self.runtime.run(self.prepare(frames))
-        return [_to_detection(s, b, f.shape) for s, b, f in zip(scores, boxes, frames)]
+        return [to_detections(s, b, self.letterbox(f), min_score) for s, b, f in zip(scores, boxes, frames)]
 
     def prepare(self, frames: list[np.ndarray]) -> np.ndarray:
         """The float32 (N, side, side, 3) batch the model sees for these BGR frames."""
@@ -321,12 +338,13 @@ class Detector:
         return batch
 
     def raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Scores (N,) and normalised boxes (N, 4) for model-ready input (N, side, side, 3) float32."""
+        """Scores (N, K) sorted high to low and boxes (N, K, 4) as fractions of the input, zero-padded, for
+        model-ready input (N, side, side, 3) float32."""
         return self.runtime.run(np.ascontiguousarray(batch, dtype=np.float32))
 
 
-def make_resizer(mode: str, side: int):
-    """A function (frame, out) that squashes a whole BGR frame into the side x side uint8 `out`.
+def make_resizer(mode: str, size: int | tuple[int, int]):
+    """A function (frame, out) that resizes a whole BGR frame into the uint8 `out` of `size` (width, height).
 
     Training resizes with tf.image.resize(method="area"), which cv2.INTER_AREA reproduces exactly ("area"),
     but INTER_AREA costs ~1 ms for a 640x480 frame — 40% of the per-frame budget at 400 FPS. "fast-area"
@@ -335,15 +353,16 @@ def make_resizer(mode: str, side: int):
     if mode not in RESIZE_MODES:
         raise FacetrackerError(f"unknown resize mode '{mode}'", "config.RESIZE_INTERPOLATION",
                                f"use one of: {', '.join(RESIZE_MODES)}")
+    width, height = (size, size) if isinstance(size, int) else size
     if mode == "area":
-        return lambda frame, out: cv2.resize(frame, (side, side), dst=out, interpolation=cv2.INTER_AREA)
+        return lambda frame, out: cv2.resize(frame, (width, height), dst=out, interpolation=cv2.INTER_AREA)
     if mode == "linear":
-        return lambda frame, out: cv2.resize(frame, (side, side), dst=out, interpolation=cv2.INTER_LINEAR)
-    double = np.empty((2 * side, 2 * side, 3), np.uint8)
+        return lambda frame, out: cv2.resize(frame, (width, height), dst=out, interpolation=cv2.INTER_LINEAR)
+    double = np.empty((2 * height, 2 * width, 3), np.uint8)
 
     def fast_area(frame, out):
-        cv2.resize(frame, (2 * side, 2 * side), dst=double, interpolation=cv2.INTER_LINEAR)
-        cv2.resize(double, (side, side), dst=out, interpolation=cv2.INTER_AREA)
+        cv2.resize(frame, (2 * width, 2 * height), dst=double, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(double, (width, height), dst=out, interpolation=cv2.INTER_AREA)
 
     return fast_area
 
@@ -367,10 +386,12 @@ def _check_frame(frame) -> None:
                                "pass frames as read by cv2.imread or cv2.VideoCapture")
 
 
-def _to_detection(score, box, frame_shape) -> Detection:
-    height, width = frame_shape[:2]
-    x1, y1, x2, y2 = np.clip(box, 0.0, 1.0)
-    # FaceTracker orders its corners itself; sorting keeps any other model's box valid too.
-    x1, x2 = sorted((float(x1) * width, float(x2) * width))
-    y1, y2 = sorted((float(y1) * height, float(y2) * height))
-    return Detection(score=float(score), box=(x1, y1, x2, y2))
+def to_detections(scores: np.ndarray, boxes: np.ndarray, layout: Letterbox,
+                  min_score: float = config.MIN_SCORE) -> list[Detection]:
+    """The model's (K,) scores and (K, 4) input-fraction boxes of one frame -> Detections in its pixels.
+
+    Empty slots (score 0, the zero padding after the faces found) never become detections, even at min_score 0."""
+    keep = (scores >= min_score) & (scores > 0)
+    pixels = layout.to_frame(boxes[keep])
+    return [Detection(score=float(score), box=tuple(float(v) for v in box))
+            for score, box in zip(scores[keep], pixels)]

@@ -1,4 +1,4 @@
-"""Reading labelme labels: one face box per image, with the quirks of real hand-made data fixed or reported.
+"""Reading labelme labels: every face box of an image, with the quirks of real hand-made data fixed or reported.
 
 An image is paired with `<labels>/<image stem>.json`; `imagePath` inside the JSON is never followed
 (it is often a Windows path, or points outside the data folder). An image without a label is a negative.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ CLIPPED = "boxes outside the image (clipped)"
 NOT_RECTANGLE = "shapes that are not rectangles (bounding box used)"
 UNUSABLE_SHAPE = "points or lines labelled as a face (ignored)"
 OTHER_NAME = "label names other than the expected ones (ignored)"
-SEVERAL = "labels with several faces (largest kept)"
+SEVERAL = "labels with several faces (all kept)"
 SIZE_MISMATCH = "labels whose image size differs from the image (box rescaled)"
 EMPTY_BOX = "boxes with no area after clipping (ignored)"
 NO_FACE_NAME = "labels with shapes but no face label (image skipped)"
@@ -34,16 +35,25 @@ ORPHAN = "labels without an image"
 
 @dataclass(frozen=True)
 class Sample:
-    """One usable image: `box` is None for a negative (no face)."""
+    """One usable image: `boxes` is empty for a negative (no face)."""
 
     image: Path
     label: Path | None
     size: tuple[int, int]  # width, height of the real image
-    box: Box | None
+    boxes: tuple[Box, ...] = ()
 
     @property
     def has_face(self) -> bool:
-        return self.box is not None
+        return bool(self.boxes)
+
+    @property
+    def box(self) -> Box | None:
+        """The largest face box (for single-face views such as the label table), None for a negative."""
+        return max(self.boxes, key=box_area) if self.boxes else None
+
+    def normalised_boxes(self) -> list[tuple[float, float, float, float]]:
+        w, h = self.size
+        return [(x1 / w, y1 / h, x2 / w, y2 / h) for x1, y1, x2, y2 in self.boxes]
 
     def normalised_box(self) -> tuple[float, float, float, float] | None:
         if self.box is None:
@@ -51,6 +61,10 @@ class Sample:
         w, h = self.size
         x1, y1, x2, y2 = self.box
         return (x1 / w, y1 / h, x2 / w, y2 / h)
+
+
+def box_area(box: Box) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 @dataclass
@@ -74,7 +88,7 @@ class Scan:
 
 @dataclass
 class ParsedLabel:
-    box: Box | None
+    boxes: list[Box]
     quirks: Counter
     other_names: Counter
     usable: bool = True  # False when the file has shapes but none named as a face
@@ -97,7 +111,7 @@ def read_label_json(label_path: Path) -> dict:
 
 def parse_label(label_path: Path, image_size: tuple[int, int],
                 face_labels: tuple[str, ...] = FACE_LABELS) -> ParsedLabel:
-    """The face box of one labelme file, in pixels of the real image of size (width, height)."""
+    """The face boxes of one labelme file, in pixels of the real image of size (width, height)."""
     data = read_label_json(label_path)
     quirks: Counter = Counter()
     other_names: Counter = Counter()
@@ -129,8 +143,7 @@ def parse_label(label_path: Path, image_size: tuple[int, int],
     usable = bool(boxes) or not other_names
     if not usable:
         quirks[NO_FACE_NAME] += 1
-    box = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])) if boxes else None
-    return ParsedLabel(box=box, quirks=quirks, other_names=other_names, usable=usable)
+    return ParsedLabel(boxes=boxes, quirks=quirks, other_names=other_names, usable=usable)
 
 
 def _label_scale(data: dict, image_size: tuple[int, int], quirks: Counter) -> tuple[float, float]:
@@ -193,7 +206,7 @@ def scan(images_dir: Path, labels_dir: Path, face_labels: tuple[str, ...] = FACE
             result.skipped.append(str(exc))
             continue
         if label is None:
-            result.samples.append(Sample(image, None, size, None))
+            result.samples.append(Sample(image, None, size))
             continue
         try:
             parsed = parse_label(label, size, face_labels)
@@ -207,7 +220,43 @@ def scan(images_dir: Path, labels_dir: Path, face_labels: tuple[str, ...] = FACE
             names = ", ".join(repr(n) for n in parsed.other_names)
             result.skipped.append(f"no face label in {label} (found {names}; add --label NAME to count it as a face)")
             continue
-        result.samples.append(Sample(image, label, size, parsed.box))
+        result.samples.append(Sample(image, label, size, tuple(parsed.boxes)))
     result.quirks[ORPHAN] += len(label_files)
     result.skipped.extend(f"label without an image: {p}" for p in sorted(label_files.values()))
     return result
+
+
+def resolve_face_labels(labels_dirs: Path | str | Iterable[Path | str], requested: tuple[str, ...] = FACE_LABELS,
+                        explicit: bool = False) -> tuple[tuple[str, ...], str | None]:
+    """The label names that count as a face in these label folders, and a one-line note when they were inferred.
+
+    People name the face rectangle after themselves (`Semih`) or the class (`human face`); with the default
+    `face` every such image would be skipped as unusable. So, unless --label was given (`explicit`, which always
+    wins): a folder whose labels all share one name uses that name; several names with no face label among them
+    stop with one line, because guessing which of them is the face would silently train on the wrong boxes.
+    Only the shapes' `label` fields are read; files that are not labelme JSON are left for `scan` to report."""
+    requested = tuple(requested)
+    if explicit:
+        return requested, None
+    folders = [Path(labels_dirs)] if isinstance(labels_dirs, (str, Path)) else [Path(d) for d in labels_dirs]
+    names: Counter = Counter()
+    for folder in folders:
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+            try:
+                shapes = read_label_json(path)["shapes"]
+            except FacetrackerError:
+                continue
+            names.update(str(shape.get("label", "")) for shape in shapes if isinstance(shape, dict))
+    if not names or any(name in names for name in requested):
+        return requested, None
+    if len(names) == 1:
+        (name,) = names
+        return (name,), f"note: every label is named {name!r}; using it as the face label (pass --label to choose)"
+    from shlex import quote
+
+    found = ", ".join(f"{name!r} ({count}x)" for name, count in names.most_common())
+    where = ", ".join(str(folder) for folder in folders if folder.is_dir())
+    raise FacetrackerError(f"no {' / '.join(map(repr, requested))} label, and the labels use several names: {found}",
+                           where, "pass the face's name, e.g. " +
+                           " or ".join(f"--label {quote(name)}" for name, _ in names.most_common(2)) +
+                           " (repeat --label to count several names as faces)")

@@ -1,14 +1,17 @@
-"""`facetracker live`: track the face on a camera, video file or stream, draw it, optionally record it.
+"""`facetracker live`: track every face on a camera, video file or stream, draw them, optionally record them.
 
 The loop: a reader thread decodes frames (camera: newest frame only, so slow inference drops frames instead of
-lagging; file: every frame in order) -> Detector (compiled runtime, never model.predict) -> Tracker (smoothing and
-hysteresis) -> box, score and FPS drawn on the frame -> recorder and/or window. Everything that can stop it —
-end of file, --max-frames, q/Esc, a closed window, Ctrl-C/SIGTERM, a camera that stops delivering — ends the same
-way: the recording is finished and renamed into place, and `run_live` returns the stats with the reason.
+lagging; file: every frame in order) -> Detector (compiled runtime, never model.predict; every face) -> Tracker
+(ids, association, a Kalman filter and hysteresis per face; facetracker/tracking.py) -> boxes with id and score, and
+the FPS, drawn on the frame -> recorder (encoding in its own thread), --tracks log and/or window. Everything that
+can stop it — end of file, --max-frames, q/Esc, a closed window, Ctrl-C/SIGTERM, a camera that stops delivering —
+ends the same way: the recording is finished and renamed into place, the tracks log holds one complete line per
+frame processed, and `run_live` returns the stats with the reason.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import signal
@@ -24,11 +27,11 @@ import numpy as np
 from facetracker import config
 from facetracker.camera import FrameReader, SourceEnded, describe, is_live, open_source
 from facetracker.display import HOW_TO_GET_ONE, display_problem
-from facetracker.draw import draw_note, draw_status, draw_track_box
+from facetracker.draw import draw_status, draw_tracks
 from facetracker.errors import FacetrackerError
 # Light imports: the runtimes import TensorFlow/onnxruntime only when a model is loaded.
 from facetracker.inference import Detector, resolve_model_path
-from facetracker.recording import VideoRecorder, check_record_path
+from facetracker.recording import TrackLog, VideoRecorder, check_record_path, check_tracks_path
 from facetracker.tracking import SMOOTHERS, Track, Tracker
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
@@ -49,13 +52,17 @@ class LiveStats:
     fps: float = 0.0
     latency_p50_ms: float = 0.0  # per frame: frame in hand -> annotated frame recorded/shown
     latency_p95_ms: float = 0.0
-    faces: int = 0  # processed frames with a visible (tracked) face
+    faces: int = 0  # processed frames with at least one shown (tracked) face
+    tracks_seen: int = 0  # distinct track ids given out: faces that were shown, each counted once per track
+    most_faces: int = 0  # most faces shown in one frame
+    face_boxes: int = 0  # shown faces summed over the frames (/ frames: faces per frame)
     stop_reason: str = ""
     message: str | None = None  # one line about an abnormal stop (disconnect, signal)
     record: str | None = None
     recorded_frames: int = 0
+    tracks_file: str | None = None  # --tracks: the JSON-lines file, one line per processed frame
     exit_code: int = 0
-    tracks: list[Track] = field(default_factory=list, repr=False)  # per processed frame (keep_tracks=True)
+    tracks: list[list[Track]] = field(default_factory=list, repr=False)  # shown tracks per frame (keep_tracks=True)
     indices: list[int] = field(default_factory=list, repr=False)  # source frame index per processed frame
 
     def summary(self) -> dict:
@@ -70,9 +77,12 @@ class LiveStats:
     def describe(self) -> str:
         line = (f"{self.frames} frames from {self.source} ({self.runtime}): {self.fps:.1f} FPS mean, latency "
                 f"p50 {self.latency_p50_ms:.1f} ms, p95 {self.latency_p95_ms:.1f} ms, {self.dropped} dropped, "
-                f"face in {self.faces} — {self.stop_reason}")
+                f"a face in {self.faces}, {self.tracks_seen} track{'s' * (self.tracks_seen != 1)} seen "
+                f"(at most {self.most_faces} at once) — {self.stop_reason}")
         if self.record:
             line += f"\nrecording: {self.record} ({self.recorded_frames} frames)"
+        if self.tracks_file:
+            line += f"\ntracks: {self.tracks_file} ({self.frames} lines)"
         return line
 
 
@@ -80,19 +90,26 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
              threshold: float = config.THRESHOLD, record: Path | None = None, show: bool | None = None,
              max_frames: int | None = None, mirror: bool = False, smooth: str = config.TRACK_SMOOTHER,
              force: bool = False, live: bool | None = None, keep_tracks: bool = False,
-             pace: bool | None = None, stall_seconds: float = config.LIVE_STALL_SECONDS) -> LiveStats:
-    """Track the face on `source` until it ends or is stopped; return the stats (also on Ctrl-C or disconnect).
+             pace: bool | None = None, stall_seconds: float = config.LIVE_STALL_SECONDS,
+             max_faces: int = config.TRACK_MAX_FACES, tracks: Path | None = None) -> LiveStats:
+    """Track every face on `source` until it ends or is stopped; return the stats (also on Ctrl-C or disconnect).
 
-    detector: anything with detect(frame_bgr) -> Detection; None loads `model` (None: your trained model if
-    models/facetracker.keras exists, else the bundled one) through Detector. show None: show when a display exists.
-    live None: from the source (camera/URL live, file not); True treats a file like a camera (drops frames).
-    pace None: a file shown in a window plays at its own frame rate, otherwise as fast as possible.
-    stall_seconds: a live source that delivers nothing for this long counts as disconnected."""
-    _check_options(threshold, smooth, max_frames)
+    detector: anything with detect(frame_bgr) -> list of Detections (or one Detection); None loads `model` (None:
+    your trained model if models/facetracker.keras exists, else the bundled one) through Detector. show None: show
+    when a display exists. live None: from the source (camera/URL live, file not); True treats a file like a camera
+    (drops frames). pace None: a file shown in a window plays at its own frame rate, otherwise as fast as possible.
+    stall_seconds: a live source that delivers nothing for this long counts as disconnected.
+    max_faces: at most this many tracks at once. tracks: write one JSON line per processed frame there (TrackLog)."""
+    _check_options(threshold, smooth, max_frames, max_faces)
     show = _resolve_show(show)
     record = Path(record) if record is not None else None
+    tracks = Path(tracks) if tracks is not None else None
     if record is not None:
         check_record_path(record, force)  # before loading a model or opening a camera
+    if tracks is not None:
+        check_tracks_path(tracks, force)
+        if record is not None and tracks.resolve() == record.resolve():
+            raise FacetrackerError("--tracks and --record name the same file", tracks, "give them different names")
     capture = open_source(source)  # a missing camera fails in a second, before the model loads
     try:
         detector = detector or _load_detector(model)
@@ -106,12 +123,16 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
     stats = LiveStats(source=describe(source), runtime=getattr(detector, "runtime_name", type(detector).__name__))
     reader = FrameReader(capture, source, live=live, queue_frames=config.LIVE_QUEUE_FRAMES,
                          stall_seconds=stall_seconds)
-    loop = _Loop(detector, Tracker(threshold=threshold, smooth=smooth), mirror, show, stats, keep_tracks)
+    tracker = Tracker(threshold=threshold, smooth=smooth, max_faces=max_faces)
+    clock_fps = None if live else source_fps or FALLBACK_FPS
+    loop = _Loop(detector, tracker, mirror, show, stats, keep_tracks, clock_fps=clock_fps)
     recorder = None
     with _GracefulStop() as stop:
         try:
             if record is not None:
-                recorder = VideoRecorder(record, source_fps or FALLBACK_FPS, force=force)
+                recorder = VideoRecorder(record, source_fps or FALLBACK_FPS, force=force, background=True)
+            if tracks is not None:
+                loop.log = TrackLog(tracks, force=force)
             with reader:
                 stats.stop_reason = loop.run(reader, recorder, max_frames, stop, source_fps if pace else None)
         except SourceEnded as exc:
@@ -124,6 +145,9 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
             with _GracefulStop():  # a Ctrl-C now must not leave a half-finished recording
                 reader.close()
                 _finish(recorder, stats)
+                if loop.log is not None:
+                    path = loop.log.close()
+                    stats.tracks_file = str(path) if path else None
                 if show:
                     _close_window()
     if stop.signal and not stats.message:
@@ -131,15 +155,24 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
         stats.stop_reason, stats.exit_code = "interrupted", 128 + stop.signal
         stats.message = f"stopped by {'Ctrl-C' if stop.signal == signal.SIGINT else name}"
     stats.dropped = reader.dropped
+    stats.tracks_seen = tracker.tracks_seen
     return stats
 
 
 class _Loop:
-    """One frame at a time: detect, track, draw, record, show; collects the stats."""
+    """One frame at a time: detect, track, draw, record, log, show; collects the stats.
 
-    def __init__(self, detector, tracker: Tracker, mirror: bool, show: bool, stats: LiveStats, keep_tracks: bool):
+    clock_fps: a video file's frame rate, so a frame's "time" in the tracks log is its place in the video; None
+    (live sources): seconds since the first frame was captured."""
+
+    def __init__(self, detector, tracker: Tracker, mirror: bool, show: bool, stats: LiveStats, keep_tracks: bool,
+                 clock_fps: float | None = None):
         self.detector, self.tracker, self.mirror, self.show = detector, tracker, mirror, show
         self.stats, self.keep_tracks = stats, keep_tracks
+        self.log: TrackLog | None = None
+        self.clock_fps = clock_fps
+        self.first_captured: float | None = None
+        self._detect = _detect_function(detector, tracker.low_score) if detector is not None else None
         self.latencies: list[float] = []
         self.done_times: deque[float] = deque(maxlen=30)  # recent frame completions, for the on-screen FPS
         self.status = (0.0, 0)  # (FPS, dropped) on screen, refreshed a few times a second to stay readable
@@ -158,16 +191,18 @@ class _Loop:
                 start = time.perf_counter()
                 first = first or start
                 image = cv2.flip(frame.image, 1) if self.mirror else frame.image
-                detection = self.detector.detect(image)
-                track = self.tracker.update(detection.score, detection.box)
-                _draw_track(image, track)
+                detections = self._detect(image)
+                tracks = self.tracker.update(detections)
+                draw_tracks(image, tracks, _best_score(detections))
                 draw_status(image, *self._status(start, reader.dropped))
                 if recorder is not None:
-                    recorder.write(image)
+                    recorder.write(image)  # handed over: the encoder thread owns it from here
+                if self.log is not None:
+                    self.log.write(frame.index, self._time(frame), tracks)
                 if self.show:
                     cv2.imshow(config.LIVE_WINDOW, image)
                 done = time.perf_counter()
-                self._count(frame.index, track, done - start, done)
+                self._count(frame.index, tracks, done - start, done)
                 if self.show:
                     reason = _handle_window(_pace_delay_ms(pace_fps, start))
                     if reason:
@@ -176,14 +211,25 @@ class _Loop:
         finally:
             self._finish_stats(first)
 
-    def _count(self, index: int, track: Track, latency: float, done: float) -> None:
+    def _count(self, index: int, tracks: list[Track], latency: float, done: float) -> None:
         self.latencies.append(latency)
         self.done_times.append(done)
-        self.stats.frames += 1
-        self.stats.faces += track.visible
+        stats = self.stats
+        stats.frames += 1
+        stats.faces += bool(tracks)
+        stats.most_faces = max(stats.most_faces, len(tracks))
+        stats.face_boxes += len(tracks)
         if self.keep_tracks:
-            self.stats.tracks.append(track)
-            self.stats.indices.append(index)
+            stats.tracks.append(tracks)
+            stats.indices.append(index)
+
+    def _time(self, frame) -> float:
+        """Seconds of the frame: its place in a video file, or since the first frame of a live source."""
+        if self.clock_fps:
+            return frame.index / self.clock_fps
+        if self.first_captured is None:
+            self.first_captured = frame.captured
+        return frame.captured - self.first_captured
 
     def _status(self, now: float, dropped: int) -> tuple[float, int]:
         # Refreshed a few times a second so it is readable, but not latched at 0 before two frames are done.
@@ -231,13 +277,15 @@ class _GracefulStop:
             signal.signal(signum, handler)
 
 
-def _check_options(threshold: float, smooth: str, max_frames: int | None) -> None:
+def _check_options(threshold: float, smooth: str, max_frames: int | None, max_faces: int = 1) -> None:
     if not (0.0 <= threshold <= 1.0) or math.isnan(threshold):
         raise FacetrackerError(f"threshold must be between 0 and 1, got {threshold}", None, "try --threshold 0.5")
     if smooth not in SMOOTHERS:
         raise FacetrackerError(f"unknown smoothing '{smooth}'", None, f"choose one of: {', '.join(SMOOTHERS)}")
     if max_frames is not None and max_frames < 1:
         raise FacetrackerError(f"--max-frames must be at least 1, got {max_frames}")
+    if max_faces < 1:
+        raise FacetrackerError(f"--max-faces must be at least 1, got {max_faces}")
 
 
 def _resolve_show(show: bool | None) -> bool:
@@ -290,11 +338,26 @@ def _close_window() -> None:
         pass  # the user already closed it
 
 
-def _draw_track(image: np.ndarray, track: Track) -> None:
-    if track.visible:  # hysteresis, not this frame's score, decides: the box stays on a briefly low score
-        draw_track_box(image, track.box, f"face {track.score:.2f}")
-    else:
-        draw_note(image, f"no face {track.score:.2f}")
+def _detect_function(detector, low: float):
+    """detector.detect as a function frame -> list of detections.
+
+    A Detector is asked only for what the tracker can use (score >= `low`), which saves building objects for the
+    dozens of near-zero cells; a detector giving one Detection (Haar, older code) is wrapped."""
+    detect = detector.detect
+    try:
+        takes_min_score = "min_score" in inspect.signature(detect).parameters
+    except (TypeError, ValueError):
+        takes_min_score = False
+
+    def run(image: np.ndarray) -> list:
+        found = detect(image, min_score=low) if takes_min_score else detect(image)
+        return found if isinstance(found, list) else [found]
+
+    return run
+
+
+def _best_score(detections: list) -> float:
+    return max((d.score for d in detections), default=0.0)
 
 
 def _finish(recorder, stats: LiveStats) -> None:

@@ -1,8 +1,8 @@
 """Losses and box IoU for FaceTracker, as plain functions of tensors (keras ops, any batch size).
 
-Boxes are [x1, y1, x2, y2] normalised to [0, 1]. Box losses are averaged over images WITH a face only:
-the original notebook also pulled the box of every negative image towards [0, 0, 0, 0], which drags all
-predictions to the top-left corner and teaches nothing about faces.
+Boxes are [x1, y1, x2, y2] normalised to [0, 1]. Box losses count only the cells that hold a face: the original
+notebook also pulled the box of every negative image towards [0, 0, 0, 0], which drags all predictions to the
+top-left corner and teaches nothing about faces.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from facetracker import config
 from facetracker.errors import FacetrackerError
 
 EPS = 1e-7
@@ -71,23 +72,35 @@ def check_box_loss(name: str) -> None:
         raise FacetrackerError(f"unknown box loss '{name}'", None, f"choose one of: {', '.join(BOX_LOSSES)}")
 
 
-def class_loss(true_class, score):
-    """Binary cross-entropy of the face score, averaged over the batch."""
-    true_class = ops.reshape(ops.cast(true_class, "float32"), (-1, 1))
-    return ops.mean(keras.losses.binary_crossentropy(true_class, ops.reshape(score, (-1, 1))))
+def focal_loss(positive, logits, gamma: float = config.FOCAL_GAMMA, alpha: float = config.FOCAL_ALPHA):
+    """Sigmoid focal loss (Lin et al. 2017) summed over cells, per image: (B, C) targets and logits -> (B,).
+
+    Nearly every cell of a frame is background; the focal term stops those easy cells from drowning the few
+    that hold a face (plain binary cross-entropy would)."""
+    per_cell = keras.losses.binary_focal_crossentropy(
+        ops.expand_dims(positive, -1), ops.expand_dims(logits, -1), apply_class_balancing=True, alpha=alpha,
+        gamma=gamma, from_logits=True)
+    return ops.sum(per_cell, axis=-1)
 
 
-def masked_box_loss(true_class, true_box, pred_box, kind: str = "corner"):
-    """Mean box loss over the images that have a face; 0 for a batch without faces."""
-    check_box_loss(kind)
-    face = ops.reshape(ops.cast(true_class, "float32"), (-1,))
-    per_image = BOX_LOSSES[kind](true_box, pred_box)
-    return ops.sum(per_image * face) / ops.maximum(ops.sum(face), 1.0)
+def dense_losses(true_boxes, logits, distances, grid: int, class_weight: float = 1.0, box_weight: float = 1.0,
+                 box_loss: str = "giou") -> dict:
+    """The dual loss of the dense detector over a batch.
 
+    true_boxes (B, M, 4) input fractions (zero rows are padding; an image with none is a negative), logits
+    (B, C), distances (B, C, 4). Both terms are normalised by the number of face cells in the batch, as in
+    RetinaNet/FCOS, so a batch of small faces weighs as much as one of large faces.
+    Returns {"loss", "class_loss", "box_loss", "iou" (mean IoU on face cells), "positives"}."""
+    check_box_loss(box_loss)
+    from facetracker.boxes import assign_faces, decode_boxes
 
-def face_tracker_losses(true_class, true_box, score, pred_box, class_weight: float = 1.0, box_weight: float = 1.0,
-                        box_loss: str = "corner") -> dict:
-    """{"loss": weighted total, "class_loss": BCE, "box_loss": masked box loss}."""
-    cls = class_loss(true_class, score)
-    box = masked_box_loss(true_class, true_box, pred_box, box_loss)
-    return {"loss": class_weight * cls + box_weight * box, "class_loss": cls, "box_loss": box}
+    positive, matched = assign_faces(true_boxes, grid)
+    positives = ops.sum(positive)
+    normaliser = ops.maximum(positives, 1.0)
+    cls = ops.sum(focal_loss(positive, logits)) / normaliser
+    predicted = ops.reshape(decode_boxes(distances, grid), (-1, 4))
+    matched, weight = ops.reshape(matched, (-1, 4)), ops.reshape(positive, (-1,))
+    box = ops.sum(BOX_LOSSES[box_loss](matched, predicted) * weight) / normaliser
+    iou = ops.sum(box_iou(matched, predicted) * weight) / normaliser
+    return {"loss": class_weight * cls + box_weight * box, "class_loss": cls, "box_loss": box, "iou": iou,
+            "positives": positives}

@@ -1,7 +1,10 @@
-"""The FaceTracker model: an image backbone with a face-score head and a box head, trained with a dual loss.
+"""The FaceTracker model: a dense face detector (every cell of a stride-8 grid predicts a face score and a box),
+trained with a dual loss (focal loss on the scores, an IoU loss on the boxes of the cells that hold a face).
 
 Contract used by inference/export/evaluate: the model takes float32 RGB pixels in 0..255 of shape
-(N, image_size, image_size, 3) and returns `(score (N, 1), box (N, 4))`, box = [x1, y1, x2, y2] in [0, 1].
+(N, image_size, image_size, 3) -- the frame letterboxed into the square, see facetracker/boxes.py -- and returns
+`(scores (N, K), boxes (N, K, 4))`: the K best faces after non-maximum suppression, sorted by score, boxes
+[x1, y1, x2, y2] as fractions of the input, zeros where fewer faces were found.
 The backbone's own preprocessing happens inside the graph with serializable layers (no Lambda), so a saved
 `.keras` file loads with safe_mode=True and needs no flags.
 """
@@ -14,14 +17,15 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from facetracker import config, losses
+from facetracker import boxes, config, losses
 from facetracker.errors import FacetrackerError
+from facetracker.files import check_keras_archive
 
 # backbone name -> (keras.applications constructor name, preprocessing, default input side, imagenet sizes)
 BACKBONES = {
-    "mobilenetv2": ("MobileNetV2", "tf", 128, (96, 128, 160, 192, 224)),
-    "mobilenetv3small": ("MobileNetV3Small", "tf", 128, (224,)),
-    "vgg16": ("VGG16", "caffe", 120, None),  # VGG16 without top accepts any size >= 32
+    "compact": (None, "standardize", 192, None),  # designed here, always from scratch
+    "mobilenetv2": ("MobileNetV2", "tf", 192, (96, 128, 160, 192, 224)),
+    "vgg16": ("VGG16", "caffe", 192, None),  # VGG16 without top accepts any size >= 32
 }
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
@@ -39,15 +43,17 @@ class CaffePreprocess(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="facetracker")
 class Standardize(layers.Layer):
-    """Per-image, per-channel standardisation: each colour channel of each image to mean 0, std 1.
+    """Per-image standardisation: each image to mean 0, std 1 over all its pixels and channels.
 
     For backbones trained from scratch (no pretrained weights expecting a fixed input range): it removes what
-    differs most between rooms and cameras -- exposure, contrast and the colour cast of the light -- before the
-    network sees the image, so a bright room or a yellow lamp does not look like a different kind of picture."""
+    differs most between rooms and cameras -- exposure and contrast -- before the network sees the image.
+    Per channel would also remove colour casts, but TFLite runs a per-channel broadcast over the whole input
+    ~10x slower than a scalar one (0.6 ms of a ~2 ms frame, docs/benchmarks.md); colour jitter in training
+    covers casts instead."""
 
     def call(self, x):
-        mean = ops.mean(x, axis=(1, 2), keepdims=True)
-        std = ops.sqrt(ops.mean(ops.square(x - mean), axis=(1, 2), keepdims=True))
+        mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        std = ops.sqrt(ops.mean(ops.square(x - mean), axis=(1, 2, 3), keepdims=True))
         return (x - mean) / ops.maximum(std, 1.0)  # floor of 1 grey level: a flat image stays finite
 
 
@@ -63,14 +69,24 @@ def preprocessing_layer(kind: str) -> layers.Layer:
     return layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")
 
 
+BUNDLED = "bundled"  # --weights bundled: start from the face model shipped in facetracker/assets/
+
+
 def from_scratch(weights) -> bool:
-    """True when `weights` (None, "none", "imagenet" or a file) leaves the backbone randomly initialised."""
+    """True when `weights` (None, "none", "bundled", "imagenet" or a file) leaves the network randomly initialised."""
     return weights is None or str(weights).lower() == "none"
 
 
+def starts_from_facetracker(weights) -> bool:
+    """True when training starts from a whole FaceTracker: the bundled model or a `.keras` file (backbone, neck
+    and head), rather than from a backbone's weights (imagenet, a keras.applications file) or from scratch."""
+    return not from_scratch(weights) and (str(weights).lower() == BUNDLED or Path(str(weights)).suffix.lower() == ".keras")
+
+
 def pick_preprocessing(choice: str, backbone: str, weights) -> str:
-    """`auto`: the backbone's own preprocessing when pretrained weights are loaded (they expect it), per-image
-    standardisation when training from scratch. Otherwise the named one."""
+    """`auto`: the backbone's own preprocessing when pretrained backbone weights are loaded (they expect it), per-image
+    standardisation when training from scratch. Otherwise the named one. (A FaceTracker start brings its own,
+    see start_model_config.)"""
     check_backbone(backbone)
     if choice == "auto":
         return "standardize" if from_scratch(weights) else BACKBONES[backbone][1]
@@ -125,6 +141,9 @@ def set_bn_momentum(backbone: keras.Model, momentum: float) -> None:
 def _resolve_weights(weights, backbone, image_size, imagenet_sizes):
     if from_scratch(weights):
         return None
+    if starts_from_facetracker(weights):
+        raise FacetrackerError(f"--weights {weights} is a whole FaceTracker, not {backbone} backbone weights", None,
+                               "start from it with `facetracker train --weights` (see start_model_config)")
     if str(weights).lower() == "imagenet":
         if imagenet_sizes and image_size not in imagenet_sizes:
             raise FacetrackerError(f"no ImageNet weights for {backbone} at {image_size}px", None,
@@ -132,43 +151,195 @@ def _resolve_weights(weights, backbone, image_size, imagenet_sizes):
         return "imagenet"
     path = Path(weights)
     if not path.is_file():
-        raise FacetrackerError("weights file not found", path, "use --weights imagenet|none or an existing file")
+        raise FacetrackerError("weights file not found", path,
+                               "use --weights bundled|none|imagenet or an existing .keras / weights file")
     return str(path)
+
+
+# ---- starting from a whole FaceTracker (fine-tuning) ---------------------------------------------------------
+def bundled_model_file() -> Path:
+    """The bundled FaceTracker `.keras` file (facetracker/assets/), whatever model it holds; one clear error if the
+    installation has none."""
+    from facetracker.inference import bundled_model_path
+
+    try:
+        return bundled_model_path(fast=False)
+    except FacetrackerError as exc:
+        raise FacetrackerError(exc.what, exc.where, "train from scratch with --weights none, or pass --weights "
+                               "PATH to a FaceTracker .keras file") from None
+
+
+def start_model_path(weights) -> Path | None:
+    """The FaceTracker file training starts from (`bundled` or a `.keras` path), None for any other --weights."""
+    if not starts_from_facetracker(weights):
+        return None
+    if str(weights).lower() == BUNDLED:
+        return bundled_model_file()
+    path = Path(weights)
+    if not path.is_file():
+        raise FacetrackerError("starting model not found", path,
+                               "pass an existing FaceTracker .keras file, --weights bundled or --weights none")
+    return path
+
+
+def _start_fix(path: Path) -> str:
+    return "train from scratch with --weights none" if _is_bundled_file(path) else \
+        "pass a FaceTracker .keras file saved by `facetracker train`, or --weights bundled|none"
+
+
+def _is_bundled_file(path: Path) -> bool:
+    return Path(path).resolve().parent == (Path(__file__).resolve().parent / "assets")
+
+
+def start_model_config(path: Path) -> dict:
+    """The FaceTracker config recorded in a `.keras` file (read from the zip, no TensorFlow work): backbone,
+    image_size, preprocessing, alpha, width, neck_channels, max_faces... One clear error when the file is not a
+    FaceTracker, or is the old single-face model (one box per image, which this dense detector cannot load)."""
+    import json
+    import zipfile
+
+    from facetracker.files import check_keras_archive
+
+    path = Path(path)
+    what = "the bundled model" if _is_bundled_file(path) else "the starting model"
+    try:
+        check_keras_archive(path)
+    except FacetrackerError as exc:
+        raise FacetrackerError(f"{what} is {exc.what}", path,
+                               _start_fix(path)) from None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            saved = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise FacetrackerError(f"{what} is not a Keras model file ({exc.__class__.__name__})", path,
+                               _start_fix(path)) from None
+    cfg = saved.get("config") if isinstance(saved, dict) else None
+    if not isinstance(saved, dict) or saved.get("class_name") != "FaceTracker" or not isinstance(cfg, dict):
+        name = saved.get("class_name") if isinstance(saved, dict) else None
+        raise FacetrackerError(f"{what} is a Keras file but not a FaceTracker ({name or 'unknown class'})", path,
+                               _start_fix(path))
+    if "head_units" in cfg or cfg.get("backbone") not in BACKBONES:
+        raise FacetrackerError(f"{what} is an old single-face FaceTracker that this version cannot load", path,
+                               _start_fix(path))
+    return cfg
+
+
+def check_start_options(cfg: dict, path: Path, backbone: str | None = None, image_size: int | None = None,
+                        alpha: float | None = None, preprocessing: str = "auto") -> None:
+    """Fine-tuning keeps the starting model's input size, preprocessing and head: an option asking for another one
+    stops with one line (None / "auto" follow the model)."""
+    for flag, asked, saved in (("--backbone", backbone, cfg.get("backbone")),
+                               ("--image-size", image_size, cfg.get("image_size")),
+                               ("--alpha", alpha, cfg.get("alpha")),
+                               ("--preprocessing", None if preprocessing == "auto" else preprocessing,
+                                cfg.get("preprocessing"))):
+        if asked is not None and saved is not None and asked != saved:
+            raise FacetrackerError(f"{flag} {asked} does not match the starting model ({saved})", path,
+                                   f"drop {flag} to fine-tune this model, or train from scratch with --weights none")
+
+
+def load_start_model(path: Path) -> "FaceTracker":
+    """The FaceTracker to fine-tune, loaded (safe mode) with its weights; the error names the file and the fix."""
+    path = Path(path)
+    start_model_config(path)  # the clear errors first
+    try:
+        return load_model(path, compile=False)
+    except FacetrackerError as exc:
+        what = "the bundled model" if _is_bundled_file(path) else "the starting model"
+        raise FacetrackerError(f"cannot fine-tune {what}: {exc.what}", path, _start_fix(path)) from None
+
+
+def compact_backbone(image_size: int, width: int) -> keras.Model:
+    """A plain 3x3-conv network, designed here for CPU training and inference: (stride 8, 16, 32) features.
+
+    Depthwise convolutions (MobileNet, BlazeFace) are cheap at inference but train several times slower per
+    image on a CPU than dense 3x3 convolutions of the same cost (docs/quality.md), and this model is trained on
+    CPUs, so every block is a dense conv + BatchNorm + ReLU, halving the resolution at each stage."""
+    inputs = keras.Input((image_size, image_size, 3))
+    x = inputs
+    taps = []
+    for stage, (channels, repeats) in enumerate(((width // 2, 1), (width, 1), (width * 2, 2),
+                                                  (width * 4, 2), (width * 8, 2))):
+        for repeat in range(repeats):
+            x = layers.Conv2D(channels, 3, strides=2 if repeat == 0 else 1, padding="same", use_bias=False,
+                              name=f"stage{stage}_conv{repeat}")(x)
+            x = layers.BatchNormalization(name=f"stage{stage}_bn{repeat}")(x)
+            x = layers.ReLU(name=f"stage{stage}_relu{repeat}")(x)
+        if stage >= 2:
+            taps.append(x)
+    return keras.Model(inputs, taps, name="compact")
+
+
+def check_backbone_weights(backbone: str, weights) -> None:
+    """Backbone-only weights (imagenet, a keras.applications file) exist only for the keras.applications backbones."""
+    if backbone == "compact" and not from_scratch(weights) and not starts_from_facetracker(weights):
+        raise FacetrackerError("the compact backbone has no ImageNet or keras.applications weights", weights,
+                               "use --weights bundled (fine-tune the face model) or none, or --backbone mobilenetv2 "
+                               "with --weights imagenet")
+
+
+# keras.applications backbones: the layers whose outputs are the stride 8, 16 and 32 features.
+FEATURE_LAYERS = {
+    "mobilenetv2": ("block_6_expand_relu", "block_13_expand_relu", "out_relu"),
+    "vgg16": ("block3_pool", "block4_pool", "block5_pool"),
+}
+
+
+def feature_backbone(backbone: str, image_size: int, alpha: float, width: int, weights) -> keras.Model:
+    """image -> [stride-8, stride-16, stride-32 feature maps]."""
+    if backbone == "compact":
+        check_backbone_weights(backbone, weights)
+        return compact_backbone(image_size, width)
+    base = make_backbone(backbone, image_size, alpha, weights)
+    taps = [base.get_layer(name).output for name in FEATURE_LAYERS[backbone]]
+    return keras.Model(base.input, taps, name=f"{backbone}_features")
 
 
 @keras.saving.register_keras_serializable(package="facetracker")
 class FaceTracker(keras.Model):
-    """Backbone + face score head (sigmoid) + box head ([x1, y1, x2, y2] in [0, 1])."""
+    """A dense face detector: backbone -> small feature pyramid -> per-cell face logit and box.
+
+    `call` is the detector that inference and every export run: decoding and non-maximum suppression inside
+    the graph, (scores (N, K), boxes (N, K, 4)) with the K best faces sorted by score, boxes [x1, y1, x2, y2]
+    as fractions of the letterboxed input, zero-padded. `dense` gives the raw per-cell outputs that training
+    and the losses use."""
 
     def __init__(self, image_size: int | None = None, backbone: str = config.DEFAULT_BACKBONE,
-                 alpha: float = config.ALPHA, head_units: int = config.HEAD_UNITS, dropout: float = 0.2,
+                 alpha: float = config.ALPHA, width: int = config.WIDTH, neck_channels: int = config.NECK_CHANNELS,
                  bn_momentum: float = config.BN_MOMENTUM, weights: str | Path | None = None,
-                 preprocessing: str | None = None, **kwargs):
+                 preprocessing: str | None = None, max_faces: int = config.MAX_FACES, **kwargs):
+        kwargs.pop("head_units", None), kwargs.pop("dropout", None)  # options of the old single-box model
         super().__init__(**kwargs)
         self.backbone_name = backbone
         self.image_size = int(image_size or default_image_size(backbone))
+        if self.image_size % 32:
+            raise FacetrackerError(f"image size {self.image_size} is not a multiple of 32", None,
+                                   "use --image-size 160, 192, 224, ...")
         self.preprocessing = preprocessing or BACKBONES[backbone][1]  # None: the backbone's own
-        self.alpha = float(alpha)
-        self.head_units = int(head_units)
-        self.dropout = float(dropout)
+        self.alpha, self.width, self.neck_channels = float(alpha), int(width), int(neck_channels)
+        self.max_faces, self.grid = int(max_faces), boxes.grid_size(self.image_size)
         self.preprocess = preprocessing_layer(self.preprocessing)
-        self.backbone = make_backbone(backbone, self.image_size, self.alpha, weights)
+        self.backbone = feature_backbone(backbone, self.image_size, self.alpha, self.width, weights)
         self.bn_momentum = float(bn_momentum)
         set_bn_momentum(self.backbone, self.bn_momentum)
-        # Score head: presence of a face does not depend on where it is, so pooled features suffice.
-        self.score_pool = layers.GlobalAveragePooling2D(name="score_pool")
-        self.score_hidden = layers.Dense(self.head_units, activation="relu", name="score_hidden")
-        self.score_dropout = layers.Dropout(self.dropout, name="score_dropout")
-        self.score_out = layers.Dense(1, activation="sigmoid", name="score")
-        # Box head: global pooling throws away WHERE things are, so keep the small spatial grid
-        # (e.g. 4x4 at 128 px), squeeze channels with a 1x1 conv and regress from the flattened map.
-        self.box_squeeze = layers.Conv2D(32, 1, activation="relu", name="box_squeeze")
-        self.box_flatten = layers.Flatten(name="box_flatten")
-        self.box_hidden = layers.Dense(self.head_units, activation="relu", name="box_hidden")
-        self.box_out = layers.Dense(4, activation="sigmoid", name="box")
+        self._build_neck_and_head()
         self._trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "class_loss", "box_loss", "iou")}
         self.loss_options = dict(class_weight=1.0, box_weight=1.0, box_loss=config.BOX_LOSS)
         self.build((None, self.image_size, self.image_size, 3))
+
+    def _build_neck_and_head(self):
+        # Feature pyramid (top-down, as in FPN): the coarse maps see whole heads and context, the stride-8 map
+        # places small faces; their sum on the stride-8 grid gives every cell both.
+        c = self.neck_channels
+        self.laterals = [layers.Conv2D(c, 1, name=f"lateral{i}") for i in range(3)]
+        self.upsample = layers.UpSampling2D(2, interpolation="nearest", name="upsample")
+        self.merge = layers.Conv2D(c, 3, padding="same", use_bias=False, name="merge")
+        self.merge_bn = layers.BatchNormalization(momentum=self.bn_momentum, name="merge_bn")
+        self.head = layers.Conv2D(c, 3, padding="same", activation="relu", name="head")
+        # Focal-loss prior (RetinaNet): start every cell at p(face) = 0.01 so the many empty cells do not
+        # swamp the first steps.
+        self.logit = layers.Conv2D(1, 1, bias_initializer=keras.initializers.Constant(-4.6), name="logit")
+        self.distances = layers.Conv2D(4, 1, bias_initializer=keras.initializers.Constant(1.0), name="distances")
 
     def build(self, input_shape):
         # Build every sublayer by tracing the graph once on a symbolic input.
@@ -176,14 +347,38 @@ class FaceTracker(keras.Model):
             self.compute_output_spec(keras.KerasTensor(input_shape, dtype="float32"))
             self.built = True
 
+    def dense(self, images, training=False):
+        """Raw outputs of every cell: (logits (N, C), side distances (N, C, 4)), C = grid * grid."""
+        c3, c4, c5 = self.backbone(self.preprocess(images), training=training)
+        p5 = self.laterals[2](c5)
+        p4 = self.laterals[1](c4) + self.upsample(p5)
+        p3 = self.laterals[0](c3) + self.upsample(p4)
+        x = ops.relu(self.merge_bn(self.merge(p3), training=training))
+        x = self.head(x)
+        cells = self.grid * self.grid
+        logits = ops.reshape(self.logit(x), (-1, cells))
+        return logits, ops.reshape(self.distances(x), (-1, cells, 4))
+
     def call(self, images, training=False):
-        features = self.backbone(self.preprocess(images), training=training)
-        pooled = self.score_pool(features)
-        score = self.score_out(self.score_dropout(self.score_hidden(pooled), training=training))
-        raw = self.box_out(self.box_hidden(self.box_flatten(self.box_squeeze(features))))
-        # Order the corners so a box is always valid (x1 <= x2, y1 <= y2), which IoU-style losses need.
-        box = ops.concatenate([ops.minimum(raw[:, :2], raw[:, 2:]), ops.maximum(raw[:, :2], raw[:, 2:])], axis=-1)
-        return score, box
+        logits, distances = self.dense(images, training=training)
+        scores = tf.sigmoid(logits)
+        decoded = boxes.decode_boxes(distances, self.grid)
+        if images.shape[0] == 1:
+            # A graph traced for one image (the TFLite export, live video) gets no loop: TFLite's int8
+            # calibrator crashes (segfault) on the While op tf.map_fn becomes.
+            kept_scores, kept_boxes = (t[tf.newaxis] for t in self._select_faces((scores[0], decoded[0])))
+        else:
+            kept_scores, kept_boxes = tf.map_fn(
+                self._select_faces, (scores, decoded),
+                fn_output_signature=(tf.TensorSpec((self.max_faces,), tf.float32),
+                                     tf.TensorSpec((self.max_faces, 4), tf.float32)))
+        # TFLite's NMS kernel always returns max_faces indices, padding with index 0, so its empty slots would
+        # carry cell 0's box; zero every slot without a score so all runtimes give the same padding.
+        return kept_scores, kept_boxes * tf.cast(kept_scores > 0, tf.float32)[..., tf.newaxis]
+
+    def _select_faces(self, scores_and_boxes):
+        """NMS of one image, for tf.map_fn (TensorFlow's NMS op takes one image at a time)."""
+        return boxes.select_faces(*scores_and_boxes, max_faces=self.max_faces)
 
     # ---- training -------------------------------------------------------------------------------------------
     def compile(self, optimizer="adam", class_weight: float = 1.0, box_weight: float = 1.0,
@@ -207,40 +402,36 @@ class FaceTracker(keras.Model):
     def metrics(self):
         return list(self._trackers.values())
 
-    def _dual_loss(self, y, score, box):
-        true_class, true_box = y
-        return losses.face_tracker_losses(true_class, true_box, score, box, **self.loss_options)
+    def _dual_loss(self, true_boxes, images, training):
+        logits, distances = self.dense(images, training=training)
+        return losses.dense_losses(true_boxes, logits, distances, self.grid, **self.loss_options)
 
-    def _update_metrics(self, y, box, result):
-        for name in ("loss", "class_loss", "box_loss"):
-            self._trackers[name].update_state(result[name])
-        true_class, true_box = y
-        face = ops.reshape(ops.cast(true_class, "float32"), (-1,))
-        self._trackers["iou"].update_state(losses.box_iou(true_box, box), sample_weight=face)
+    def _update_metrics(self, result):
+        for name, tracker in self._trackers.items():
+            tracker.update_state(result[name], sample_weight=result["positives"] if name == "iou" else None)
         return {name: tracker.result() for name, tracker in self._trackers.items()}
 
     def train_step(self, data):
-        x, y = data
+        x, true_boxes = data
         with tf.GradientTape() as tape:
-            score, box = self(x, training=True)
-            result = self._dual_loss(y, score, box)
+            result = self._dual_loss(true_boxes, x, training=True)
             # Gradients are summed over replicas by tf.distribute, so each replica scales its loss down.
             scaled = result["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply(grads, self.trainable_weights)
-        return self._update_metrics(y, box, result)
+        return self._update_metrics(result)
 
     def test_step(self, data):
-        x, y = data
-        score, box = self(x, training=False)
-        return self._update_metrics(y, box, self._dual_loss(y, score, box))
+        x, true_boxes = data
+        return self._update_metrics(self._dual_loss(true_boxes, x, training=False))
 
     # ---- saving ---------------------------------------------------------------------------------------------
     def get_config(self):
         # weights are NOT recorded: a loaded model gets its trained weights from the file, never a download.
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
                 "backbone": self.backbone_name, "preprocessing": self.preprocessing, "alpha": self.alpha,
-                "head_units": self.head_units, "dropout": self.dropout, "bn_momentum": self.bn_momentum}
+                "width": self.width, "neck_channels": self.neck_channels, "bn_momentum": self.bn_momentum,
+                "max_faces": self.max_faces}
 
     @classmethod
     def from_config(cls, cfg):
@@ -263,6 +454,7 @@ def load_model(path: str | Path, unsafe: bool = False, compile: bool = False) ->
                                "re-save it as .keras, or pass --unsafe to load it")
     if suffix not in (".keras", ".h5", ".hdf5"):
         raise FacetrackerError(f"not a Keras model file ({suffix or 'no suffix'})", path, "pass a .keras file")
+    check_keras_archive(path)  # a cut-off file: Keras itself would say "File not found"
     try:
         model = keras.models.load_model(path, compile=compile, safe_mode=not unsafe)
     except Exception as exc:

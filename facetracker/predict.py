@@ -1,4 +1,8 @@
-"""`facetracker predict`: the face in images, folders of images and video files, as annotated copies and JSONL.
+"""`facetracker predict`: every face in images, folders of images and video files, as annotated copies and JSONL.
+
+One JSON line per image or video frame: "faces" lists every face at or above the threshold, best first, and
+"score"/"box" repeat the best one (its score even below the threshold) so readers of the single-face format keep
+working. Video frames are detected one by one, without track ids.
 
 Every SOURCE is checked before any work starts (a missing one is one clear error), and so is every output
 name (nothing is overwritten without --force). A corrupt or unreadable file is skipped with a warning and
@@ -34,7 +38,8 @@ class Item:
 class PredictSummary:
     images: int = 0
     frames: int = 0  # video frames
-    faces: int = 0  # images/frames with a score at or above the threshold
+    faces: int = 0  # images/frames with at least one face at or above the threshold
+    face_boxes: int = 0  # faces at or above the threshold, over all images and frames
     skipped: list[str] = field(default_factory=list)  # "<path>: <reason>"
     written: list[Path] = field(default_factory=list)
     jsonl: Path | None = None
@@ -98,7 +103,7 @@ def predict(sources: list[Path], detector, threshold: float = config.THRESHOLD, 
             jsonl: Path | None = None, force: bool = False,
             warn: Callable[[str], None] | None = None, progress: Callable[[int], None] | None = None
             ) -> PredictSummary:
-    """Detect the face in every image and video frame of `sources`."""
+    """Detect every face in every image and video frame of `sources`."""
     warn = warn or (lambda line: print(f"warning: {line}", file=sys.stderr))
     items = collect_items(sources)
     if jsonl is not None:
@@ -136,28 +141,39 @@ def _run_item(item: Item, detector, threshold: float, summary: PredictSummary) -
                                f"use {', '.join(config.IMAGE_SUFFIXES + config.VIDEO_SUFFIXES)}")
 
 
-def _record(name: str, detection, threshold: float) -> dict:
-    return {"image": name, **detection.to_json(threshold)}
+def frame_record(detections, threshold: float) -> dict:
+    """The JSON fields of one image or frame: "score" and "box" of the best face (the score even below the
+    threshold, 0.0 when nothing was detected; the box null below the threshold) and "faces", every face at or
+    above the threshold, best first, boxes in pixels of the original image."""
+    ranked = sorted(detections, key=lambda d: d.score, reverse=True)
+    best = ranked[0].to_json(threshold) if ranked else {"score": 0.0, "box": None}
+    return {**best, "faces": [d.to_json(threshold) for d in ranked if d.is_face(threshold)]}
+
+
+def _count(summary: PredictSummary, record: dict) -> None:
+    summary.faces += bool(record["faces"])
+    summary.face_boxes += len(record["faces"])
 
 
 def _run_image(item: Item, detector, threshold: float, summary: PredictSummary) -> dict:
-    from facetracker.draw import draw_detection
+    from facetracker.draw import draw_detections
 
     frame = read_image(item.path)  # raises FacetrackerError for a corrupt file: skipped and counted
-    detection = detector.detect(frame)
+    detections = detector.detect(frame)
+    record = {"image": item.path.name, **frame_record(detections, threshold)}
     summary.images += 1
-    summary.faces += detection.is_face(threshold)
+    _count(summary, record)
     if item.out is not None:
-        write_image_atomic(item.out, draw_detection(frame, detection, threshold))
+        write_image_atomic(item.out, draw_detections(frame, detections, threshold))
         summary.written.append(item.out)
-    return _record(item.path.name, detection, threshold)
+    return record
 
 
 def _run_video(item: Item, detector, threshold: float, summary: PredictSummary) -> Iterator[dict]:
     import cv2
 
     from facetracker.camera import open_source, read_frames
-    from facetracker.draw import draw_detection
+    from facetracker.draw import draw_detections
     from facetracker.recording import VideoRecorder
 
     capture = open_source(item.path)
@@ -166,11 +182,11 @@ def _run_video(item: Item, detector, threshold: float, summary: PredictSummary) 
     records = []
     try:
         for index, frame in enumerate(read_frames(capture, item.path)):
-            detection = detector.detect(frame)
-            records.append({"image": item.path.name, "frame": index, **detection.to_json(threshold)})
-            summary.faces += detection.is_face(threshold)
+            detections = detector.detect(frame)
+            records.append({"image": item.path.name, "frame": index, **frame_record(detections, threshold)})
+            _count(summary, records[-1])
             if recorder is not None:
-                recorder.write(draw_detection(frame, detection, threshold))
+                recorder.write(draw_detections(frame, detections, threshold))
     except BaseException:
         if recorder is not None and recorder.close() is not None:
             item.out.unlink(missing_ok=True)  # interrupted or unreadable part-way: no partial annotated video

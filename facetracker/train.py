@@ -1,5 +1,10 @@
 """`facetracker train`: fit a FaceTracker on aug_data with TensorBoard logs, checkpoints, early stopping and resume.
 
+By default it fine-tunes the bundled face model (--weights bundled): a user's ~100 images only have to teach it
+their camera, their face and how they draw boxes, in minutes, without forgetting what a face is. `--weights none`
+trains from scratch, `imagenet` or a keras.applications weights file start the backbone only, and any FaceTracker
+`.keras` file (your last model) is fine-tuned like the bundled one.
+
 Files of a run with --out models/facetracker.keras:
   models/facetracker.keras          best model so far by val loss (no optimizer state: what inference loads)
   models/facetracker.ckpt/last.keras last epoch WITH optimizer state, for --resume
@@ -39,8 +44,10 @@ class TrainOptions:
     backbone: str | None = None  # None: the default, or the checkpoint's on --resume
     image_size: int | None = None  # None: the backbone's default, or the checkpoint's
     alpha: float | None = None
-    lr: float | None = None  # None: config.LEARNING_RATE for scratch or pretrained weights
-    weights: str = config.WEIGHTS
+    lr: float | None = None  # None: config.LEARNING_RATE for scratch, pretrained backbone or fine-tuning
+    weights: str = config.WEIGHTS  # bundled | none | imagenet | PATH (.keras FaceTracker or backbone weights)
+    steps_per_epoch: int = config.STEPS_PER_EPOCH  # 0: a full pass over the train split
+    freeze_batchnorm: bool = config.FREEZE_BATCHNORM  # when fine-tuning a FaceTracker
     logdir: Path = config.LOGS_DIR
     run_name: str | None = None
     resume: bool = False
@@ -54,7 +61,7 @@ class TrainOptions:
     preprocessing: str = config.PREPROCESSING
     cache: bool | None = None  # None: cache decoded images in RAM when they fit
     image_every: int = config.IMAGE_LOG_EVERY
-    verbose: int | str = "auto"
+    verbose: int | str = "auto"  # 0: silent; otherwise a progress bar with the ETA and one line per epoch
 
     def __post_init__(self):
         self.data, self.out, self.logdir = Path(self.data), Path(self.out), Path(self.logdir)
@@ -94,6 +101,9 @@ class RunState:
     stopped_early: bool = False
     seconds: float = 0.0
     history: dict[str, list[float]] = field(default_factory=dict)
+    start: str = ""  # where the weights came from: "bundled model (path)", "scratch", "imagenet", a file
+    steps_per_epoch: int = 0
+    frozen_batchnorm: bool = False
 
     def save(self, path: Path) -> None:
         state = asdict(self)
@@ -120,48 +130,69 @@ class TrainResult:
     train_count: int
     val_count: int
     replicas: int = 1
+    model: object = field(default=None, repr=False)  # the trained keras model (last epoch), for callers in Python
 
 
 def train(opts: TrainOptions) -> TrainResult:
     """Train (or resume) and return where everything went. Raises FacetrackerError on bad input."""
     paths = RunPaths(opts.out)
     _check_outputs(opts, paths)
-    strategy = make_strategy(opts.strategy)  # before any other TF work: multi-worker needs it first
-    from facetracker.data import load_splits
+    from facetracker.data import make_dataset, read_split
 
+    # Labels, then the starting model's recorded config: plain Python, so every bad input stops in a second.
+    train_labels = read_split(opts.data, "train")
+    val_labels = spread_subset(read_split(opts.data, "val"), config.VAL_IMAGES)
+    start = None if opts.resume else resolve_start(opts)
+    strategy = make_strategy(opts.strategy)  # before any other TF work: multi-worker needs it first
+    chief = is_chief(strategy)
     state = RunState.load(paths.state) if opts.resume else RunState(run_name=opts.run_name or _default_run_name())
     with strategy.scope():
-        model = _resume_model(opts, paths) if opts.resume else None
-    image_size = model.image_size if model is not None else _image_size(opts)
-    train_ds, val_ds, train_labels, val_labels = load_splits(opts.data, image_size, opts.batch_size, opts.cache)
-    steps = math.ceil(len(train_labels) / opts.batch_size)
+        model = _resume_model(opts, paths, state) if opts.resume else None
+    image_size = model.image_size if model is not None else start.image_size
+    steps = state.steps_per_epoch or epoch_steps(len(train_labels), opts.batch_size, opts.steps_per_epoch)
+    # Repeated: an epoch is `steps` batches of an endless shuffled stream, so it may be less than a full pass.
+    train_ds = make_dataset(train_labels, image_size, opts.batch_size, training=True, cache=opts.cache).repeat()
+    val_ds = make_dataset(val_labels, image_size, opts.batch_size, training=False, cache=opts.cache)
     if model is None:
         with strategy.scope():
-            model = _new_model(opts, image_size, steps)
+            model = _new_model(opts, start, steps)
+        state.start, state.steps_per_epoch = start.describe(), steps
+        state.frozen_batchnorm = bool(start.facetracker and opts.freeze_batchnorm)
+        if state.frozen_batchnorm:
+            freeze_batchnorm(model)
+    if isinstance(strategy, tf_multiworker()):
+        _skip_symbolic_build(model)
+        _fix_keras_multiworker_logs()
     state.epochs = opts.epochs
     if state.epoch >= opts.epochs:
         raise FacetrackerError(f"training already finished ({state.epoch}/{opts.epochs} epochs)", paths.ckpt_dir,
                                "raise --epochs to train longer, or start again with --force")
     logdir = opts.logdir / state.run_name
     ensure_writable_dir(paths.ckpt_dir)
-    callbacks = [
-        keras.callbacks.TensorBoard(log_dir=str(logdir), update_freq="epoch", write_graph=False),
-        PredictionImages(val_labels, image_size, logdir / "validation", every=opts.image_every),
-        Checkpointer(paths, state, opts.patience, is_chief(strategy)),
-    ]
+    # Only the chief writes (TensorBoard, checkpoints, progress): other workers would clobber its files.
+    callbacks = [Checkpointer(paths, state, opts.patience, chief)]
+    if chief:
+        callbacks[:0] = [keras.callbacks.TensorBoard(log_dir=str(logdir), update_freq="epoch", write_graph=False),
+                         PredictionImages(val_labels, image_size, logdir / "validation", every=opts.image_every)]
+    progress = EpochProgress(state, steps, len(val_ds)) if chief and opts.verbose != 0 else None
+    if progress is not None:
+        progress.console.print(describe_run(state, model, len(train_labels), len(val_labels), opts.batch_size,
+                                            strategy.num_replicas_in_sync), soft_wrap=True, markup=False)
+        callbacks.append(progress)
     try:
-        model.fit(train_ds, validation_data=val_ds, epochs=opts.epochs, initial_epoch=state.epoch,
-                  callbacks=callbacks, verbose=opts.verbose, shuffle=False)  # tf.data shuffles
+        with progress or _nothing():
+            model.fit(train_ds, validation_data=val_ds, epochs=opts.epochs, initial_epoch=state.epoch,
+                      steps_per_epoch=steps, callbacks=callbacks, verbose=0, shuffle=False)  # tf.data shuffles
     except KeyboardInterrupt:
-        if is_chief(strategy):
+        if chief:
             save_checkpoint(model, paths, state)
         raise TrainingInterrupted(f"training interrupted after {state.epoch}/{opts.epochs} epochs, checkpoint saved",
                                   paths.ckpt_dir, "rerun the same command with --resume to continue") from None
-    if is_chief(strategy):
+    if chief:
         state.save(paths.state)
-    curve = plot_history(state.history, paths.curve) if state.history else None
+    curve = plot_history(state.history, paths.curve) if state.history and chief else None
     return TrainResult(paths.out, curve, logdir, state, len(train_labels), len(val_labels),
-                       strategy.num_replicas_in_sync)
+                       strategy.num_replicas_in_sync, model)
 
 
 # ---- setup --------------------------------------------------------------------------------------------------
@@ -179,6 +210,9 @@ def _check_outputs(opts: TrainOptions, paths: RunPaths) -> None:
     if opts.backbone is not None:
         check_backbone(opts.backbone)
     pick_preprocessing(opts.preprocessing, opts.backbone or config.DEFAULT_BACKBONE, opts.weights)
+    if opts.steps_per_epoch < 0:
+        raise FacetrackerError(f"--steps-per-epoch {opts.steps_per_epoch} is negative", None,
+                               "use 0 for a full pass over the train split, or a number of steps")
     if opts.out.suffix != ".keras":
         raise FacetrackerError("the model is saved in the native Keras format", opts.out, "use an --out ending in .keras")
     if opts.resume:
@@ -200,15 +234,6 @@ def _default_run_name() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def _image_size(opts: TrainOptions) -> int:
-    from facetracker.model import default_image_size
-
-    size = opts.image_size or default_image_size(opts.backbone or config.DEFAULT_BACKBONE)
-    if size < 32:
-        raise FacetrackerError(f"--image-size {size} is too small", None, "use 32 or more (e.g. 96, 128)")
-    return size
-
-
 def make_strategy(name: str):
     """auto: MirroredStrategy over several GPUs, else TF's default (one device); or the one asked for."""
     import tensorflow as tf
@@ -220,6 +245,45 @@ def make_strategy(name: str):
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def tf_multiworker():
+    import tensorflow as tf
+
+    return tf.distribute.MultiWorkerMirroredStrategy
+
+
+def _skip_symbolic_build(model) -> None:
+    """Keras 3 starts fit() under a strategy by MEAN-reducing a first batch to build the model symbolically, which
+    MultiWorkerMirroredStrategy cannot do for a tuple of per-replica tensors ("Attempt to convert a value
+    (PerReplica...)"). A FaceTracker is fully built before fit (layers and metrics at construction, the optimizer in
+    _new_model or by compile_from_config), so that build has nothing to do: skip it."""
+    object.__setattr__(model, "_maybe_symbolic_build", lambda iterator=None, data_batch=None: None)
+
+
+def _fix_keras_multiworker_logs() -> None:
+    """Keras 3 averages each step's logs over MultiWorkerMirroredStrategy workers with reduce(MEAN, axis=0), which
+    fails on the scalar loss and metrics every model logs ("Invalid reduction dimension 0 for input with 0
+    dimensions", tensorflow/tensorflow#72388, unfixed in Keras 3.15). Scalars are averaged with axis=None instead: the
+    same all-reduce, so every worker gets the same logs (and early stopping stops them all at the same epoch)."""
+    from keras import tree
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "facetracker_fix", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+            def mean(value):
+                local = strategy.experimental_local_results(value)[0]
+                return strategy.reduce("MEAN", value, axis=0 if local.shape.rank else None)
+
+            return tree.map_structure(mean, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.facetracker_fix = True
+    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def is_chief(strategy) -> bool:
@@ -238,26 +302,111 @@ def learning_rate_schedule(lr: float, epochs: int, steps_per_epoch: int):
         warmup_target=lr, warmup_steps=warmup)
 
 
-def _new_model(opts: TrainOptions, image_size: int, steps_per_epoch: int):
-    from facetracker.model import build_model, pick_preprocessing
+@dataclass
+class StartPoint:
+    """Where a new run's weights come from, resolved from --weights before TensorFlow starts."""
 
+    weights: str  # as given: bundled | none | imagenet | a path
+    backbone: str
+    image_size: int
+    preprocessing: str
+    path: Path | None = None  # the FaceTracker file to fine-tune (bundled or .keras), else None
+
+    @property
+    def facetracker(self) -> bool:
+        return self.path is not None
+
+    def describe(self) -> str:
+        """What the run does, as RunState.start records it: "fine-tuning the bundled model (path)", ..."""
+        from facetracker.model import BUNDLED, from_scratch
+
+        if self.path is not None:
+            what = "the bundled model" if str(self.weights).lower() == BUNDLED else "FaceTracker"
+            return f"fine-tuning {what} {self.path}"
+        if from_scratch(self.weights):
+            return "training from scratch"
+        return f"training from {self.backbone} weights {self.weights}"
+
+
+def resolve_start(opts: TrainOptions) -> StartPoint:
+    """--weights as a StartPoint. A FaceTracker file (the bundled model by default) fixes the backbone, input size,
+    preprocessing and head: an option asking for others stops with one line."""
+    from facetracker.model import (check_backbone_weights, check_start_options, default_image_size,
+                                   pick_preprocessing, start_model_config, start_model_path)
+
+    path = start_model_path(opts.weights)
+    if path is not None:
+        cfg = start_model_config(path)
+        check_start_options(cfg, path, opts.backbone, opts.image_size, opts.alpha, opts.preprocessing)
+        return StartPoint(str(opts.weights), cfg["backbone"], int(cfg["image_size"]), cfg["preprocessing"], path)
     backbone = opts.backbone or config.DEFAULT_BACKBONE
-    model = build_model(backbone, image_size=image_size, alpha=opts.alpha if opts.alpha is not None else config.ALPHA,
-                        weights=opts.weights, preprocessing=pick_preprocessing(opts.preprocessing, backbone, opts.weights))
+    check_backbone_weights(backbone, opts.weights)
+    size = opts.image_size or default_image_size(backbone)
+    if size < 32:
+        raise FacetrackerError(f"--image-size {size} is too small", None, "use 32 or more (e.g. 128, 192)")
+    return StartPoint(str(opts.weights), backbone, size, pick_preprocessing(opts.preprocessing, backbone, opts.weights))
+
+
+def epoch_steps(train_images: int, batch_size: int, steps_per_epoch: int = config.STEPS_PER_EPOCH) -> int:
+    """Steps of one epoch: `steps_per_epoch` batches, but never more than one full pass (0: always a full pass)."""
+    full_pass = max(1, math.ceil(train_images / batch_size))
+    return min(steps_per_epoch, full_pass) if steps_per_epoch else full_pass
+
+
+def spread_subset(labels, count: int):
+    """At most `count` entries of a SplitLabels, evenly spread over it (augmented variants of one photo sit
+    together, so the first `count` would be a few photos only); all of them when it is small enough."""
+    import numpy as np
+
+    from facetracker.data import SplitLabels
+
+    if not count or len(labels) <= count:
+        return labels
+    picks = np.unique(np.linspace(0, len(labels) - 1, count).round().astype(int))
+    return SplitLabels(labels.name, [labels.paths[i] for i in picks], labels.classes[picks], labels.boxes[picks])
+
+
+def _new_model(opts: TrainOptions, start: StartPoint, steps_per_epoch: int):
+    from facetracker.model import build_model, load_start_model
+
+    if start.facetracker:
+        model = load_start_model(start.path)
+    else:
+        model = build_model(start.backbone, image_size=start.image_size,
+                            alpha=opts.alpha if opts.alpha is not None else config.ALPHA,
+                            weights=opts.weights, preprocessing=start.preprocessing)
     model.compile(keras.optimizers.Adam(learning_rate_schedule(peak_learning_rate(opts), opts.epochs, steps_per_epoch)),
                   class_weight=opts.class_weight, box_weight=opts.box_weight, box_loss=opts.box_loss)
+    # Built now, over every variable that a reloaded checkpoint makes trainable, so --resume finds the same slots
+    # even when BatchNorm is then frozen (its gamma/beta slots simply stay unused).
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
 def peak_learning_rate(opts: TrainOptions) -> float:
-    from facetracker.model import from_scratch
+    from facetracker.model import from_scratch, starts_from_facetracker
 
     if opts.lr is not None:
         return opts.lr
-    return config.LEARNING_RATE["scratch" if from_scratch(opts.weights) else "pretrained"]
+    if from_scratch(opts.weights):
+        return config.LEARNING_RATE["scratch"]
+    return config.LEARNING_RATE["finetune" if starts_from_facetracker(opts.weights) else "pretrained"]
 
 
-def _resume_model(opts: TrainOptions, paths: RunPaths):
+def freeze_batchnorm(model) -> None:
+    """Every BatchNormalization layer in inference mode with its statistics, scale and offset kept (Keras runs a
+    non-trainable BatchNorm in inference mode). Fine-tuning on one person's room would otherwise replace the
+    statistics the model learned on everyone's, which is most of what it forgets."""
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+def _all_layers(model):
+    return model._flatten_layers(include_self=False, recursive=True)
+
+
+def _resume_model(opts: TrainOptions, paths: RunPaths, state: RunState):
     """The last checkpoint with its optimizer state; options that would change the model must match it."""
     from facetracker.model import load_model
 
@@ -268,6 +417,8 @@ def _resume_model(opts: TrainOptions, paths: RunPaths):
         if asked is not None and asked != saved:
             raise FacetrackerError(f"{flag} {asked} does not match the checkpoint ({saved})", paths.last,
                                    f"drop {flag} to resume, or start again with --force")
+    if state.frozen_batchnorm:
+        freeze_batchnorm(model)
     return model
 
 
@@ -321,9 +472,115 @@ class Checkpointer(keras.callbacks.Callback):
             save_checkpoint(self.model, self.paths, self.state)
 
 
+class EpochProgress(keras.callbacks.Callback):
+    """A progress bar over the whole run with the time left (ETA), and one line per epoch with its losses.
+
+    The ETA counts the remaining training steps at the recent step time plus, per remaining epoch, the last
+    validation pass and the epoch's own overhead (saving); early stopping can only end the run sooner."""
+
+    def __init__(self, state: RunState, steps: int, val_steps: int):
+        super().__init__()
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.state, self.steps, self.val_steps = state, steps, val_steps
+        self.console = Console(highlight=False)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=self.console,
+                            transient=True)
+        self.task, self.epoch, self.epochs = None, state.epoch, state.epochs
+        self.step_seconds = None  # moving average of one training step
+        self.val_seconds = None  # the last validation pass
+        self.overhead_seconds = 0.0  # rest of an epoch: callbacks, checkpoint saving
+        self._last = self._epoch_started = self._val_started = 0.0
+        self._train_seconds = 0.0
+
+    def __enter__(self):
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.stop()
+        return False
+
+    # -- timing
+    def on_train_begin(self, logs=None):
+        self.epochs = self.params.get("epochs") or self.state.epochs
+        self.task = self.bar.add_task("training", total=self.epochs * self.steps,
+                                      completed=self.state.epoch * self.steps, eta="after the first steps")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self._epoch_started = self._last = time.monotonic()
+        self._train_seconds = 0.0
+        self.bar.update(self.task, description=f"epoch {epoch + 1}/{self.epochs}")
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        took, self._last = now - self._last, now
+        self._train_seconds += took
+        if batch > 0 or self.step_seconds is not None:  # the run's very first step traces the graph: not typical
+            self.step_seconds = took if self.step_seconds is None else 0.9 * self.step_seconds + 0.1 * took
+        self.bar.update(self.task, advance=1, eta=self.eta(self.epoch, batch + 1))
+
+    def on_test_begin(self, logs=None):
+        self._val_started = time.monotonic()
+
+    def on_test_end(self, logs=None):
+        self.val_seconds = time.monotonic() - self._val_started
+
+    def on_epoch_end(self, epoch, logs=None):
+        took = time.monotonic() - self._epoch_started
+        self.overhead_seconds = max(0.0, took - self._train_seconds - (self.val_seconds or 0.0))
+        logs = logs or {}
+        parts = [f"epoch {epoch + 1}/{self.epochs}"]
+        parts += [f"{label} {logs[key]:.3f}" for key, label in (("loss", "loss"), ("val_loss", "val loss"),
+                                                                  ("val_iou", "val IoU")) if key in logs]
+        parts.append(f"{took:.0f} s")
+        if epoch + 1 < self.epochs:
+            parts.append(f"ETA {self.eta(epoch + 1, 0)}")
+        if self.state.best_epoch == epoch + 1:
+            parts.append("best so far, saved")
+        self.console.print("  ".join(parts), soft_wrap=True, markup=False)
+
+    def eta(self, epoch: int, steps_done: int) -> str:
+        seconds = self.eta_seconds(epoch, steps_done)
+        if seconds is None:
+            return "after the first steps"
+        minutes, secs = divmod(int(round(seconds)), 60)
+        return f"{minutes}:{secs:02d}"
+
+    def eta_seconds(self, epoch: int, steps_done: int) -> float | None:
+        """Seconds left when `steps_done` steps of epoch `epoch` (0-based) are done, its validation not yet."""
+        if self.step_seconds is None:
+            return None
+        validation = self.val_seconds if self.val_seconds is not None else 0.35 * self.val_steps * self.step_seconds
+        epochs_left = self.epochs - epoch  # this one's validation and saving still to come
+        return ((epochs_left * self.steps - steps_done) * self.step_seconds
+                + epochs_left * (validation + self.overhead_seconds))
+
+
+def describe_run(state: RunState, model, train_count: int, val_count: int, batch_size: int, replicas: int) -> str:
+    """The line printed before training starts: where it starts, what it trains on, how long an epoch is."""
+    start = f"resuming ({state.start}) after epoch {state.epoch}" if state.epoch else state.start
+    frozen = ", BatchNorm frozen" if state.frozen_batchnorm else ""
+    devices = f" on {replicas} devices" if replicas > 1 else ""
+    return (f"{start} ({model.backbone_name} {model.image_size} px{frozen}){devices}: {train_count} train and "
+            f"{val_count} validation images; {state.epochs} epochs of {state.steps_per_epoch} steps of "
+            f"{batch_size} images")
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 class PredictionImages(keras.callbacks.Callback):
-    """Every `every` epochs, a TensorBoard image panel of validation images: true box green, predicted box red
-    (drawn when the face score is at least the threshold)."""
+    """Every `every` epochs, a TensorBoard image panel of validation images: label boxes green, predicted faces
+    red (those scoring at least the threshold)."""
 
     def __init__(self, labels, image_size: int, logdir: Path, every: int = config.IMAGE_LOG_EVERY,
                  count: int = config.IMAGE_LOG_COUNT):
@@ -333,7 +590,7 @@ class PredictionImages(keras.callbacks.Callback):
         self.every, self.logdir, self.image_size = every, Path(logdir), image_size
         picks = np.unique(np.linspace(0, len(labels) - 1, min(count, len(labels))).astype(int))
         self.paths = [labels.paths[i] for i in picks]
-        self.boxes, self.classes = labels.boxes[picks], labels.classes[picks]
+        self.boxes = labels.boxes[picks]
         self._images = None
         self._writer = None
 
@@ -348,28 +605,29 @@ class PredictionImages(keras.callbacks.Callback):
             self._images = tf.stack([decode_image(p, self.image_size) for p in self.paths])
             self._writer = tf.summary.create_file_writer(str(self.logdir))
         scores, boxes = self.model(tf.cast(self._images, tf.float32), training=False)
-        panel = draw_boxes(self._images, self.boxes, self.classes, boxes.numpy(), scores.numpy()[:, 0])
+        panel = draw_boxes(self._images, self.boxes, boxes.numpy(), scores.numpy())
         with self._writer.as_default():
             tf.summary.image("predictions (green: label, red: model)", panel, step=epoch, max_outputs=len(panel))
         self._writer.flush()
 
 
-def draw_boxes(images_uint8, true_boxes, true_classes, pred_boxes, scores, threshold: float = config.THRESHOLD):
-    """Float [0,1] images with the label box (green) and predicted box (red) drawn by tf.image."""
+def draw_boxes(images_uint8, true_boxes, pred_boxes, scores, threshold: float = config.THRESHOLD):
+    """Float [0,1] images with every label box (green) and every predicted face above the threshold (red).
+
+    true_boxes (N, M, 4) with zero rows as padding, pred_boxes (N, K, 4) and scores (N, K) from the model."""
+    import numpy as np
     import tensorflow as tf
 
     images = tf.cast(images_uint8, tf.float32) / 255.0
     drawn = []
     for i in range(images.shape[0]):
-        boxes, colors = [], []
-        if true_classes[i] > 0.5:
-            boxes.append(true_boxes[i]), colors.append((0.0, 1.0, 0.0, 1.0))
-        if scores[i] >= threshold:
-            boxes.append(pred_boxes[i]), colors.append((1.0, 0.0, 0.0, 1.0))
+        truth = [b for b in true_boxes[i] if b[2] > 0]
+        found = [b for b, s in zip(pred_boxes[i], scores[i]) if s >= threshold]
         image = images[i:i + 1]
-        if boxes:
-            yxyx = tf.constant([[[b[1], b[0], b[3], b[2]] for b in boxes]], tf.float32)
-            image = tf.image.draw_bounding_boxes(image, yxyx, tf.constant(colors, tf.float32))
+        if truth or found:
+            boxes = np.array([[b[1], b[0], b[3], b[2]] for b in truth + found], np.float32)[None]
+            colors = [(0.0, 1.0, 0.0, 1.0)] * len(truth) + [(1.0, 0.0, 0.0, 1.0)] * len(found)
+            image = tf.image.draw_bounding_boxes(image, boxes, tf.constant(colors, tf.float32))
         drawn.append(image)
     return tf.concat(drawn, axis=0)
 
@@ -381,8 +639,8 @@ def plot_history(history: dict[str, list[float]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("loss", "total loss"), ("class_loss", "class loss (BCE)"), ("box_loss", "box loss"),
-              ("iou", "IoU on faces")]
+    panels = [("loss", "total loss"), ("class_loss", "class loss (focal)"), ("box_loss", "box loss"),
+              ("iou", "IoU on face cells")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
     for ax, (key, title) in zip(axes, panels):
         for prefix, label in (("", "train"), ("val_", "validation")):
@@ -410,6 +668,7 @@ def summary_table(result: TrainResult):
     table.add_column(style="bold")
     table.add_column()
     rows = [
+        ("start", state.start or "-"),
         ("images", f"{result.train_count} train, {result.val_count} validation"),
         ("epochs", f"{state.epoch}/{state.epochs}" + (" (stopped early)" if state.stopped_early else "")),
         ("time", f"{state.seconds / 60:.1f} min on {result.replicas} device(s)"),

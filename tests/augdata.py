@@ -1,8 +1,10 @@
 """Build a small aug_data/ folder for training tests straight from real labelme data (no albumentations).
 
-Each real image becomes a small JPEG plus its mirror image, with the aug JSON format written directly:
-{"image": "<stem>.<k>.jpg", "bbox": [x1, y1, x2, y2] normalised, "class": 1} (class 0, zeros for negatives).
-Independent of facetracker.augment so the model tests do not depend on the augmenter."""
+Each real image becomes a small square JPEG, the whole frame letterboxed (scaled to fit, grey bars, as
+`facetracker augment` and inference do it), plus its mirror image, with the aug JSON format written directly:
+{"image": "<stem>.<k>.jpg", "bboxes": [[x1, y1, x2, y2], ...] normalised, every face, "class": 1}
+("bboxes": [] and class 0 for negatives). Independent of facetracker.augment so the model tests do not depend on
+the augmenter."""
 
 from __future__ import annotations
 
@@ -10,28 +12,42 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 
+from facetracker import config
+from facetracker.boxes import Letterbox
 from facetracker.labels import scan
 
 
+def letterbox_image(image, size: int):
+    """BGR frame -> size x size, aspect kept, centred between grey bars (facetracker.boxes.Letterbox)."""
+    box = Letterbox(image.shape[1], image.shape[0], size)
+    (width, height), (left, top) = box.size, box.pad
+    scaled = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    grey = (config.AUG_BORDER_FILL,) * 3
+    return cv2.copyMakeBorder(scaled, top, size - height - top, left, size - width - left, cv2.BORDER_CONSTANT,
+                              value=grey)
+
+
 def write_aug_split(data_dir: Path, dest: Path, size: int = 64, mirror: bool = True) -> dict[str, list]:
-    """Write dest/{images,labels} from data_dir/{images,labels}; returns {file name: [class, bbox]}."""
+    """Write dest/{images,labels} from data_dir/{images,labels}; returns {file name: [class, bboxes]}."""
     (dest / "images").mkdir(parents=True, exist_ok=True)
     (dest / "labels").mkdir(parents=True, exist_ok=True)
     written = {}
     for sample in scan(data_dir / "images", data_dir / "labels").samples:
-        image = cv2.resize(cv2.imread(str(sample.image)), (size, size), interpolation=cv2.INTER_AREA)
-        box = sample.normalised_box()
-        variants = [(image, box)]
+        image = letterbox_image(cv2.imread(str(sample.image)), size)
+        boxes = [[round(float(v), 6) for v in box]
+                 for box in Letterbox(*sample.size, size).to_input(np.asarray(sample.boxes).reshape(-1, 4))]
+        variants = [(image, boxes)]
         if mirror:
-            flipped = None if box is None else (1 - box[2], box[1], 1 - box[0], box[3])
-            variants.append((cv2.flip(image, 1), flipped))
-        for k, (pixels, bbox) in enumerate(variants):
+            variants.append((cv2.flip(image, 1), [[round(1 - x2, 6), y1, round(1 - x1, 6), y2]
+                                                  for x1, y1, x2, y2 in boxes]))
+        for k, (pixels, bboxes) in enumerate(variants):
             name = f"{sample.image.stem}.{k}"
             cv2.imwrite(str(dest / "images" / f"{name}.jpg"), pixels)
-            label = {"image": f"{name}.jpg", "bbox": list(bbox or (0, 0, 0, 0)), "class": int(bbox is not None)}
+            label = {"image": f"{name}.jpg", "bboxes": bboxes, "class": int(bool(bboxes))}
             (dest / "labels" / f"{name}.json").write_text(json.dumps(label))
-            written[f"{name}.jpg"] = [label["class"], label["bbox"]]
+            written[f"{name}.jpg"] = [label["class"], label["bboxes"]]
     return written
 
 

@@ -1,4 +1,5 @@
-"""A real MJPEG-over-HTTP camera for tests: what IP cameras serve, from real JPEG files."""
+"""Test sources: a real MJPEG-over-HTTP camera (what IP cameras serve, from real JPEG files), and real videos of two
+real people composed from the shared data sets, with their true boxes and a detector that replays detections."""
 
 from __future__ import annotations
 
@@ -51,3 +52,85 @@ def mjpeg_camera(images: list[Path], fps: float = 30.0, frames: int | None = Non
         done.set()
         server.shutdown()
         server.server_close()
+
+
+# ---------------------------------------------------------------- two real people composed into a video
+
+PEOPLE = ("webcam-d", "webcam-e")  # a bearded man and a woman with a headset, from two different shared sets
+BACKGROUND = "webcam-s"  # its face-free frames: an empty room with a chair
+
+
+def background_frame(datasets_dir: Path, name: str = BACKGROUND, size: tuple[int, int] = (640, 480)):
+    """The first face-free image of a shared set, resized to `size`."""
+    import cv2
+
+    from facetracker.labels import scan
+
+    found = scan(datasets_dir / name / "images", datasets_dir / name / "labels")
+    negative = next(s for s in found.samples if not s.has_face)
+    return cv2.resize(cv2.imread(str(negative.image)), size, interpolation=cv2.INTER_AREA)
+
+
+def two_people_clip(datasets_dir: Path, path: Path, frames: int = 240, size: tuple[int, int] = (640, 480),
+                    absence: float = 0.2, fps: float = 30.0, people: tuple[str, str] = PEOPLE):
+    """A real video (MJPG .avi) of two real people's faces, cut from their labelled photos, crossing over a real room
+    (facetracker.demo.crossing_routes: they cross, then the second leaves and comes back after `absence` of the
+    clip). Returns the true faces of every frame."""
+    from facetracker.demo import compose_clip, crossing_routes, sprites_from_labelme
+
+    sprites = [sprites_from_labelme(datasets_dir / name) for name in people]
+    return compose_clip(path, background_frame(datasets_dir, size=size), sprites, crossing_routes(size, absence),
+                        frames, fps)
+
+
+class TruthDetector:
+    """A detector that "finds" precomputed detections, one list per real frame in order (e.g. the composed ground
+    truth plus noise: facetracker.demo.detections_from_truth). The live loop's warm-up frames (all black) get none."""
+
+    runtime_name = "truth"
+
+    def __init__(self, per_frame):
+        self.per_frame, self.calls = list(per_frame), 0
+
+    def detect(self, frame):
+        from facetracker.inference import Detection
+
+        if not frame.any():
+            return []
+        found = self.per_frame[self.calls] if self.calls < len(self.per_frame) else []
+        self.calls += 1
+        return [Detection(score, box) for score, box in found]
+
+
+def ids_by_person(truth, tracks_per_frame, min_visible: float = 0.5, min_iou: float = 0.5) -> dict[int, list]:
+    """For each composed person, the id of the track on its face in every frame (Hungarian matching at IoU >=
+    min_iou), None when no track is on it, "hidden" when less than `min_visible` of it shows."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    out: dict[int, list] = {}
+    for faces, tracks in zip(truth, tracks_per_frame):
+        for face in faces:
+            out.setdefault(face.person, [])
+        shown = [f for f in faces if f.visible >= min_visible]
+        for face in faces:
+            if face.visible < min_visible:
+                out[face.person].append("hidden")
+        if not shown:
+            continue
+        overlap = np.array([[box_iou(f.box, t.box) for t in tracks] for f in shown]).reshape(len(shown), len(tracks))
+        ids = {f.person: None for f in shown}
+        if tracks:
+            for r, c in zip(*linear_sum_assignment(-overlap)):
+                if overlap[r, c] >= min_iou:
+                    ids[shown[r].person] = tracks[c].id
+        for face in shown:
+            out[face.person].append(ids[face.person])
+    return out
+
+
+def box_iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union if union > 0 else 0.0

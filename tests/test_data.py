@@ -1,17 +1,21 @@
-"""The tf.data pipeline over aug_data: exactly the labels on disk, the right pixels, and clear refusals."""
+"""The tf.data pipelines: aug_data with one or several face boxes per label (exactly the labels on disk, the right
+pixels, clear refusals), random views of labelme photos, and a real training step on them."""
 
 from __future__ import annotations
 
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from augdata import write_aug_split
-from facetracker.data import cache_fits, load_splits, make_dataset, read_split
+from facetracker import config
+from facetracker.data import cache_fits, load_photos, load_splits, make_dataset, photo_dataset, read_split
 from facetracker.errors import FacetrackerError
+from facetracker.labels import scan
 
 
 @pytest.fixture
@@ -23,17 +27,62 @@ def aug(dataset_copy, tmp_path):
     return tmp_path / "aug_data", written
 
 
+def padded(boxes) -> np.ndarray:
+    """(MAX_BOXES, 4): the boxes as written, then zero rows, as the pipeline pads them."""
+    out = np.zeros((config.MAX_BOXES, 4), np.float32)
+    out[:len(boxes)] = np.reshape(boxes, (-1, 4))
+    return out
+
+
 def pairs(classes, boxes) -> list:
-    """Sorted (class, box rounded) rows, comparable between disk JSON and pipeline float32."""
-    return sorted((int(np.ravel(c)[0]), tuple(np.round(np.asarray(b, np.float32), 4).tolist()))
-                  for c, b in zip(classes, boxes))
+    """Sorted (class, sorted face boxes rounded) rows, comparable between disk JSON and the pipeline's padded
+    float32."""
+    rows = []
+    for c, b in zip(classes, boxes):
+        faces = [tuple(np.round(box, 4).tolist()) for box in np.asarray(b, np.float32).reshape(-1, 4) if box[2] > 0]
+        rows.append((int(c), tuple(sorted(faces))))
+    return sorted(rows)
 
 
 def batches_to_rows(ds):
-    images, classes, boxes = [], [], []
-    for x, (c, b) in ds:
-        images.append(x.numpy()), classes.append(c.numpy()), boxes.append(b.numpy())
-    return np.concatenate(images), np.concatenate(classes), np.concatenate(boxes)
+    images, boxes = [], []
+    for x, b in ds:
+        images.append(x.numpy()), boxes.append(b.numpy())
+    boxes = np.concatenate(boxes)
+    return np.concatenate(images), (boxes[:, 0, 2] > 0).astype(int), boxes
+
+
+def write_two_face_split(data_dir, dest, size: int = 64) -> dict[str, list]:
+    """dest/{images,labels} in the multi-face format: every image is two real labelled webcam frames side by side
+    (each squashed into one half), labelled {"image", "bboxes": [[left face], [right face]], "class": 1}; the
+    real negatives become {"bboxes": [], "class": 0}. Returns {file name: [class, bboxes]}."""
+    found = scan(data_dir / "images", data_dir / "labels").samples
+    faces, negatives = [s for s in found if s.has_face], [s for s in found if not s.has_face]
+    (dest / "images").mkdir(parents=True), (dest / "labels").mkdir(parents=True)
+
+    def half(sample):
+        return cv2.resize(cv2.imread(str(sample.image)), (size // 2, size), interpolation=cv2.INTER_AREA)
+
+    written = {}
+    for k, (left, right) in enumerate(zip(faces[0::2], faces[1::2])):
+        (lx1, ly1, lx2, ly2), (rx1, ry1, rx2, ry2) = left.normalised_box(), right.normalised_box()
+        bboxes = [[lx1 / 2, ly1, lx2 / 2, ly2], [0.5 + rx1 / 2, ry1, 0.5 + rx2 / 2, ry2]]
+        written[f"pair{k}.jpg"] = [1, bboxes, np.hstack([half(left), half(right)])]
+    for k, sample in enumerate(negatives):
+        written[f"empty{k}.jpg"] = [0, [], cv2.resize(cv2.imread(str(sample.image)), (size, size))]
+    for name, (cls, bboxes, pixels) in written.items():
+        cv2.imwrite(str(dest / "images" / name), pixels)
+        label = {"image": name, "bboxes": bboxes, "class": cls}
+        (dest / "labels" / name.replace(".jpg", ".json")).write_text(json.dumps(label))
+    return {name: [cls, bboxes] for name, (cls, bboxes, _) in written.items()}
+
+
+@pytest.fixture
+def two_faces(dataset_copy, tmp_path):
+    """aug_data/train: 4 images of two real faces each (8 real webcam-a faces) + 2 real negatives."""
+    source = dataset_copy("webcam-a", limit=8, negatives=2)
+    written = write_two_face_split(source, tmp_path / "aug_data" / "train")
+    return tmp_path / "aug_data", written
 
 
 def test_pipeline_yields_exactly_the_labels_on_disk(aug):
@@ -42,10 +91,11 @@ def test_pipeline_yields_exactly_the_labels_on_disk(aug):
     assert [p.split("/")[-1] for p in labels.paths] == sorted(written)
     assert len(labels) == 10 and labels.faces == 8
     images, classes, boxes = batches_to_rows(make_dataset(labels, 32, batch_size=3, training=False))
+    assert boxes.shape == (10, config.MAX_BOXES, 4)
     for name, cls, box in zip(sorted(written), classes, boxes):
-        want_class, want_box = written[name]
-        assert cls.tolist() == [want_class]
-        np.testing.assert_allclose(box, want_box, atol=1e-6)
+        want_class, want_box = written[name]  # the single-box "bbox" format of labels written before multi-face
+        assert cls == want_class
+        np.testing.assert_allclose(box, padded([want_box] if want_class else []), atol=1e-6)
     assert images.shape == (10, 32, 32, 3) and images.dtype == np.float32
     # Pixels are RGB 0..255 of the whole image resized (area), as the model contract says.
     first = tf.image.resize(tf.io.decode_jpeg(tf.io.read_file(labels.paths[0])), (32, 32), method="area")
@@ -58,7 +108,7 @@ def test_training_order_is_shuffled_each_epoch_but_keeps_every_pair(aug):
     labels = read_split(aug_dir, "train")
     ds = make_dataset(labels, 16, batch_size=4, training=True, cache=True)
     epoch1, epoch2 = batches_to_rows(ds), batches_to_rows(ds)
-    on_disk = pairs(*zip(*written.values()))
+    on_disk = pairs([c for c, _ in written.values()], [padded([b] if c else []) for c, b in written.values()])
     for _, classes, boxes in (epoch1, epoch2):
         assert pairs(classes, boxes) == on_disk
     assert not np.array_equal(epoch1[2], epoch2[2]), "reshuffled every epoch"
@@ -69,8 +119,8 @@ def test_training_order_is_shuffled_each_epoch_but_keeps_every_pair(aug):
 
 def test_load_splits_batches_train_and_val(aug):
     train_ds, val_ds, train_labels, val_labels = load_splits(aug[0], image_size=24, batch_size=4)
-    x, (c, b) = next(iter(train_ds))
-    assert x.shape == (4, 24, 24, 3) and c.shape == (4, 1) and b.shape == (4, 4)
+    x, b = next(iter(train_ds))
+    assert x.shape == (4, 24, 24, 3) and b.shape == (4, config.MAX_BOXES, 4)
     assert len(train_labels) == len(val_labels) == 10
 
 
@@ -108,7 +158,7 @@ def test_malformed_label_names_the_file(aug):
     aug_dir, written = aug
     label = aug_dir / "val" / "labels" / (sorted(written)[1].removesuffix(".jpg") + ".json")
     label.write_text('{"image": "x.jpg", "bbox": [0.1, 0.2], "class": 1}')
-    with pytest.raises(FacetrackerError, match="bbox of 4 numbers") as err:
+    with pytest.raises(FacetrackerError, match="boxes of 4 numbers") as err:
         read_split(aug_dir, "val")
     assert str(label) in str(err.value)
     label.write_text("{not json")
@@ -122,3 +172,58 @@ def test_a_split_without_faces_is_refused(aug):
         label.write_text(json.dumps({"image": label.stem + ".jpg", "bbox": [0, 0, 0, 0], "class": 0}))
     with pytest.raises(FacetrackerError, match="the val split has no face images \\(10 negatives only\\)"):
         read_split(aug_dir, "val")
+
+
+def test_multi_face_labels_flow_through_the_pipeline(two_faces):
+    aug_dir, written = two_faces
+    labels = read_split(aug_dir, "train")
+    assert len(labels) == 6 and labels.faces == 4
+    images, classes, boxes = batches_to_rows(make_dataset(labels, 64, batch_size=4, training=False))
+    assert images.shape == (6, 64, 64, 3) and boxes.shape == (6, config.MAX_BOXES, 4)
+    for name, cls, box in zip(sorted(written), classes, boxes):
+        want_class, want_boxes = written[name]
+        assert cls == want_class
+        # Both faces of a pair, the larger first (pad_boxes keeps the largest when there are too many), then zeros.
+        largest_first = sorted(want_boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+        np.testing.assert_allclose(box, padded(largest_first), atol=1e-6)
+        assert (box[2:] == 0).all()
+    # Shuffled training batches keep every image with both of its boxes.
+    _, classes, boxes = batches_to_rows(make_dataset(labels, 64, batch_size=4, training=True, cache=False))
+    on_disk = pairs([c for c, _ in written.values()], [padded(b) for _, b in written.values()])
+    assert pairs(classes, boxes) == on_disk
+
+
+def test_photo_views_of_real_photos(datasets_dir):
+    found = scan(datasets_dir / "webcam-f" / "images", datasets_dir / "webcam-f" / "labels").samples  # read only
+    faces, negatives = [s for s in found if s.has_face], [s for s in found if not s.has_face]
+    photos = load_photos(faces[:24] + negatives[:2])  # the 24th labelled photo has two boxes
+    assert max(len(p.boxes) for p in photos) == 2 and min(len(p.boxes) for p in photos) == 0
+    ds = photo_dataset(photos, 192, batch_size=4, seed=1)
+    faces = 0
+    for images, boxes in ds.take(6):
+        images, boxes = images.numpy(), boxes.numpy()
+        assert images.shape == (4, 192, 192, 3) and images.dtype == np.float32
+        assert 0 <= images.min() and images.max() <= 255 and images.std() > 10
+        assert boxes.shape == (4, config.MAX_BOXES, 4)
+        assert ((boxes >= 0) & (boxes <= 1)).all()
+        real = boxes[boxes[..., 2] > 0]
+        assert (real[:, 0] < real[:, 2]).all() and (real[:, 1] < real[:, 3]).all()
+        assert (boxes[boxes[..., 2] == 0] == 0).all(), "padding rows are all zeros"
+        faces += len(real)
+    assert faces >= 12, "most views keep their faces; mosaics hold several"
+
+
+def test_a_training_step_on_multi_face_data_gives_a_finite_loss(two_faces):
+    import keras
+
+    from facetracker.model import build_model
+
+    keras.utils.set_random_seed(0)
+    labels = read_split(two_faces[0], "train")
+    model = build_model(image_size=64, weights=None, width=8, neck_channels=16)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = model.fit(make_dataset(labels, 64, batch_size=3, training=True), epochs=2, shuffle=False, verbose=0)
+    for name in ("loss", "class_loss", "box_loss", "iou"):
+        assert np.isfinite(history.history[name]).all(), (name, history.history[name])
+    assert history.history["iou"][-1] > 0, "face cells were assigned and their boxes scored"
+    assert history.history["loss"][-1] > 0

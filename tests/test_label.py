@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -220,7 +221,14 @@ def test_labelme_command_settings(tmp_path):
                                                              str(tmp_path / "labels")]
     settings = json.loads(command[command.index("--config") + 1])
     assert settings == {"auto_save": True, "with_image_data": False, "labels": ["face"], "validate_label": "exact",
-                        "sort_labels": False}
+                        "sort_labels": False, "label_flags": {"face$": ["predicted"]}}
+    # labelme matches label_flags patterns with re.match: a name with regex characters matches only itself
+    names = ("human face", "face+", "face+")
+    settings = json.loads(labelme_command(tmp_path, tmp_path, names)[-3])
+    assert settings["labels"] == ["human face", "face+"]
+    matches = {p: [re.match(p, n) is not None for n in ("human face", "face+", "faceee")]
+               for p in settings["label_flags"]}
+    assert matches == {r"human\ face$": [True, False, False], r"face\+$": [False, True, False]}
 
 
 def test_label_without_a_display(dataset_copy, monkeypatch):

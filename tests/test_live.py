@@ -1,6 +1,7 @@
-"""`facetracker live` end to end with the real bundled FaceTracker model: real video files written from the real
-data sets, a real MJPEG HTTP stream paced like a camera, a camera index that does not exist, Ctrl-C in a real
-subprocess, and a real window under Xvfb."""
+"""`facetracker live` end to end with a real trained FaceTracker (the small one of tests/conftest.py, until the new
+bundled model ships): real video files written from the real data sets, a real video of two real people crossing,
+a real MJPEG HTTP stream paced like a camera, a camera index that does not exist, Ctrl-C in a real subprocess, and a
+real window under Xvfb."""
 
 from __future__ import annotations
 
@@ -22,17 +23,22 @@ from facetracker.haar import HaarDetector
 from facetracker.inference import Detector
 from facetracker.labels import scan
 from facetracker.live import STATUS_REFRESH_SECONDS, LiveStats, _Loop, run_live
-from facetracker.recording import count_video_frames
-from streams import mjpeg_camera
+from facetracker.recording import VideoRecorder, count_video_frames
+from streams import TruthDetector, ids_by_person, mjpeg_camera, two_people_clip
 from xdisplay import virtual_display, wait_for_window, x_env, xdotool
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def detector() -> Detector:
-    """The model bundled in the package, through the compiled runtime that `live` uses."""
-    return Detector.load(None)
+def detector(tiny_exports) -> Detector:
+    """A really trained FaceTracker, exported to TFLite: the compiled runtime `live` uses by default."""
+    return Detector.load(tiny_exports("tflite").path)
+
+
+@pytest.fixture(scope="module")
+def tiny_tflite(tiny_exports) -> str:
+    return str(tiny_exports("tflite").path)
 
 
 def read_all(path: Path) -> list[np.ndarray]:
@@ -82,6 +88,15 @@ def live_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "facetracker", "live", *args]
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def best_track(tracks, truth_box):
+    """The shown track overlapping `truth_box` most, or None."""
+    return max(tracks, key=lambda t: iou(t.box, truth_box), default=None)
+
+
 # ---------------------------------------------------------------- a video file, headless, recorded
 
 
@@ -98,40 +113,111 @@ def test_video_file_is_tracked_and_recorded_playable_with_the_box_on_the_face(de
     assert count_video_frames(out) == 20 and no_temp_files(tmp_path)
     assert stats.fps > 0 and 0 < stats.latency_p50_ms <= stats.latency_p95_ms
 
-    # The tracked boxes are where the labelme boxes are ...
+    # The tracked boxes are where the labelme boxes are (each frame is a new picture: the person moves) ...
     labels = {s.image.stem: s.box for s in scan(datasets_dir / "webcam-a" / "images",
                                                   datasets_dir / "webcam-a" / "labels").samples}
     stems = [p.stem for p in webcam_images(datasets_dir, count=20)]
-    faces = [(track, labels[stem]) for track, stem in zip(stats.tracks, stems) if labels.get(stem)]
-    found = [iou(track.box, truth) for track, truth in faces if track.visible]
-    assert len(found) >= 0.8 * len(faces), f"face tracked in only {len(found)} of {len(faces)} labelled frames"
-    assert np.median(found) > 0.5, f"median IoU with the labels {np.median(found):.2f}"
+    faces = [(tracks, labels[stem]) for tracks, stem in zip(stats.tracks, stems) if labels.get(stem)]
+    found = [iou(best_track(tracks, truth).box, truth) for tracks, truth in faces if tracks]
+    assert len(found) >= 0.6 * len(faces), f"face tracked in only {len(found)} of {len(faces)} labelled frames"
+    assert np.median(found) > 0.4, f"median IoU with the labels {np.median(found):.2f}"
+    assert stats.faces == sum(bool(t) for t in stats.tracks) and stats.tracks_seen >= 1
 
     # ... and drawn there in the recording: the box outline changed the picture, just inside it did not.
     recorded, source = read_all(out), read_all(video)
-    for i, track in enumerate(stats.tracks):
-        if track.visible:
+    for i, tracks in enumerate(stats.tracks):
+        for track in tracks:
             on, inside = outline_difference(recorded[i], source[i], track.box)
-            assert on > 40 and inside < 15, f"frame {i}: outline change {on:.0f}, inside {inside:.0f}"
+            assert on > 40, f"frame {i}: outline change {on:.0f}"
+            if len(tracks) == 1:  # (another box may cross this one's inside)
+                assert inside < 15, f"frame {i}: inside change {inside:.0f}"
 
 
-def test_json_line_and_mirror_through_the_cli(video_of, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no models/facetracker.keras here: the bundled model runs
+def test_json_line_mirror_and_tracks_file_through_the_cli(video_of, tiny_tflite, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     video = video_of("webcam-b", frames=8)
-    result = runner.invoke(app, ["live", "--camera", str(video), "--no-show", "--max-frames", "6", "--mirror",
-                                 "--smooth", "ema", "--json"])
+    result = runner.invoke(app, ["live", "--camera", str(video), "--model", tiny_tflite, "--no-show", "--max-frames",
+                                 "6", "--mirror", "--smooth", "ema", "--tracks", "tracks.jsonl", "--json"])
     assert result.exit_code == 0, result.output
     stats = json.loads(one_line(result.stdout))
     assert stats["frames"] == 6 and stats["stop_reason"] == "max frames" and stats["dropped"] == 0
     assert stats["fps"] > 0 and stats["latency_p95_ms"] >= stats["latency_p50_ms"] > 0
-    assert stats["runtime"] == "tflite" and stats["exit_code"] == 0  # the bundled TFLite export by default
+    assert stats["runtime"] == "tflite" and stats["exit_code"] == 0
+    assert stats["tracks_file"] == "tracks.jsonl" and isinstance(stats["tracks_seen"], int)
+    lines = read_jsonl(tmp_path / "tracks.jsonl")
+    assert [line["frame"] for line in lines] == list(range(6))
+    assert [line["time"] for line in lines] == pytest.approx([i / 10.0 for i in range(6)])  # the video's 10 FPS
+    ids = {t["id"] for line in lines for t in line["tracks"]}
+    assert len(ids) == stats["tracks_seen"]
+    for line in lines:
+        assert set(line) == {"frame", "time", "tracks"}
+        for track in line["tracks"]:
+            assert set(track) == {"id", "score", "box"} and 0 <= track["score"] <= 1
+            x1, y1, x2, y2 = track["box"]
+            assert 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 480, "pixels of the 640x480 frame"
+    # The file is never overwritten without --force.
+    again = runner.invoke(app, ["live", "--camera", str(video), "--model", tiny_tflite, "--no-show",
+                                "--tracks", "tracks.jsonl"])
+    assert again.exit_code == 2 and "tracks file already exists" in one_line(again.stderr)
 
 
 def test_without_smoothing_the_box_is_the_raw_detection(detector, video_of):
-    video = video_of("webcam-c", frames=6)
+    video = video_of("webcam-a", frames=12)
     stats = run_live(video, detector=detector, show=False, smooth="none", keep_tracks=True)
-    visible = [t for t in stats.tracks if t.visible]
-    assert visible and all(np.allclose(t.box, t.raw_box) for t in visible)
+    shown = [t for tracks in stats.tracks for t in tracks if not t.missed]
+    assert shown and all(np.allclose(t.box, t.raw_box) for t in shown)
+
+
+# ---------------------------------------------------------------- several faces
+
+
+def test_two_real_people_crossing_in_a_video_keep_their_ids_in_the_live_loop(datasets_dir, tmp_path):
+    """The whole live loop — reader thread, tracker, drawing, recording, --tracks — on a real composed video, with a
+    detector replaying the true boxes plus noise (the tracker is what is tested; see test_tracking.py)."""
+    from facetracker.demo import detections_from_truth
+
+    video = tmp_path / "crossing.avi"
+    truth = two_people_clip(datasets_dir, video, frames=150, absence=0.2)  # the second leaves at frame 75
+    out, log = tmp_path / "out.mp4", tmp_path / "tracks.jsonl"
+    stats = run_live(video, detector=TruthDetector(detections_from_truth(truth, seed=7)), show=False, record=out,
+                     tracks=log, keep_tracks=True)
+    assert stats.frames == 150 and stats.stop_reason == "end of video" and count_video_frames(out) == 150
+    ids = ids_by_person(truth, stats.tracks)
+    first = set(ids[0][2:]) - {None, "hidden"}
+    before = set(ids[1][2:60]) - {None, "hidden"}
+    assert len(first) == 1 and len(before) == 1 and first != before, (first, before)
+    assert stats.most_faces == 2 and 3 <= stats.tracks_seen <= 4  # the second person came back as a new track
+    lines = read_jsonl(log)
+    assert len(lines) == 150 and [[t["id"] for t in line["tracks"]] for line in lines] == \
+        [[t.id for t in tracks] for tracks in stats.tracks]
+    # Each face is drawn in its own colour: the recording differs from the source on both boxes.
+    recorded, source = read_all(out), read_all(video)
+    both = next(i for i, tracks in enumerate(stats.tracks) if len(tracks) == 2)
+    for track in stats.tracks[both]:
+        on, inside = outline_difference(recorded[both], source[both], track.box)
+        assert on > 40, f"box of track {track.id} not drawn"
+
+
+class FixedFaces:
+    """A detector that finds the same five faces in every frame."""
+
+    runtime_name = "fixed"
+    boxes = [(20.0 + 120 * k, 100.0, 110.0 + 120 * k, 200.0) for k in range(5)]
+
+    def detect(self, frame, min_score=0.0):
+        from facetracker.inference import Detection
+
+        return [Detection(0.9 - 0.05 * k, box) for k, box in enumerate(self.boxes)]
+
+
+def test_max_faces_holds(video_of, tmp_path):
+    video = video_of("webcam-a", frames=12)
+    log = tmp_path / "tracks.jsonl"
+    stats = run_live(video, detector=FixedFaces(), show=False, max_faces=2, tracks=log, keep_tracks=True)
+    assert stats.most_faces == 2 and stats.tracks_seen == 2
+    assert max(len(line["tracks"]) for line in read_jsonl(log)) == 2
+    unlimited = run_live(video, detector=FixedFaces(), show=False, keep_tracks=True)
+    assert unlimited.most_faces == 5
 
 
 # ---------------------------------------------------------------- newest frame, not every frame, when live
@@ -188,10 +274,12 @@ def test_frozen_stream_counts_as_disconnected_after_the_stall_time(detector, dat
 
 
 @pytest.mark.parametrize("signum, said, status", [(signal.SIGINT, "Ctrl-C", 130), (signal.SIGTERM, "SIGTERM", 143)])
-def test_ctrl_c_or_kill_during_a_recording_leaves_a_playable_file(signum, said, status, datasets_dir, tmp_path):
-    out = tmp_path / "out.mp4"
+def test_ctrl_c_or_kill_during_a_recording_leaves_a_playable_file_and_valid_tracks(signum, said, status, datasets_dir,
+                                                                                   tiny_tflite, tmp_path):
+    out, log = tmp_path / "out.mp4", tmp_path / "tracks.jsonl"
     with mjpeg_camera(webcam_images(datasets_dir)) as url:  # a camera that never ends
-        process = subprocess.Popen(live_command("--camera", url, "--no-show", "--record", str(out), "--json"),
+        process = subprocess.Popen(live_command("--camera", url, "--model", tiny_tflite, "--no-show", "--record",
+                                                str(out), "--tracks", str(log), "--json"),
                                    cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 60
@@ -209,6 +297,11 @@ def test_ctrl_c_or_kill_during_a_recording_leaves_a_playable_file(signum, said, 
     assert one_line(stderr) == f"stopped: stopped by {said}; recording kept: {out} ({stats['recorded_frames']} frames)"
     assert count_video_frames(out) == stats["recorded_frames"] == stats["frames"]
     assert no_temp_files(tmp_path)
+    lines = read_jsonl(log)  # every line complete JSON, one per frame processed, in order, on the run's clock
+    indices = [line["frame"] for line in lines]
+    assert len(lines) == stats["frames"] and indices == sorted(set(indices))
+    times = [line["time"] for line in lines]
+    assert times[0] == 0 and times == sorted(times)
 
 
 # ---------------------------------------------------------------- the window
@@ -223,13 +316,13 @@ def test_show_without_a_display_says_use_no_show(video_of, monkeypatch):
     assert line.startswith("error: cannot show a window: no display") and "--no-show" in line
 
 
-def test_window_under_a_real_x_server_quits_on_q(datasets_dir, tmp_path):
+def test_window_under_a_real_x_server_quits_on_q(datasets_dir, tiny_tflite, tmp_path):
     with mjpeg_camera(webcam_images(datasets_dir)) as url, virtual_display() as display:
         env = x_env(display)
         env.pop("FACETRACKER_DEBUG", None)
         # No --show: a display exists, so the window opens by default.
-        process = subprocess.Popen(live_command("--camera", url, "--json"), cwd=tmp_path, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(live_command("--camera", url, "--model", tiny_tflite, "--json"), cwd=tmp_path,
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             window = wait_for_window(display, "^facetracker$", timeout=60, process=process)
             time.sleep(0.5)
@@ -263,6 +356,8 @@ def test_recording_never_overwrites_without_force(video_of, tmp_path):
     (["--threshold", "1.5"], "threshold must be between 0 and 1"),
     (["--smooth", "median"], "unknown smoothing 'median'"),
     (["--camera", "missing.avi"], "video file not found: missing.avi"),
+    (["--max-faces", "0"], "--max-faces"),
+    (["--tracks", "."], "tracks path is a folder"),
 ])
 def test_bad_options_are_one_line(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -284,3 +379,13 @@ def test_on_screen_fps_shows_from_the_third_frame_then_holds_between_refreshes()
     assert 10 * 0.005 < STATUS_REFRESH_SECONDS
     assert shown[0] == shown[1] == 0 and shown[2] == pytest.approx(200, rel=0.01)
     assert set(shown[2:]) == {shown[2]}, "held until the next refresh, so the number is readable"
+
+
+def test_background_recorder_writes_every_frame_in_order(datasets_dir, tmp_path):
+    frames = [cv2.resize(cv2.imread(str(p)), (320, 240)) for p in webcam_images(datasets_dir, count=10)] * 5
+    with VideoRecorder(tmp_path / "out.avi", 25.0, background=True, queue_frames=2) as recorder:
+        for frame in frames:
+            recorder.write(frame)
+    written = read_all(tmp_path / "out.avi")
+    assert recorder.frames == len(written) == 50 and no_temp_files(tmp_path)
+    assert all(np.abs(a.astype(int) - b).mean() < 8 for a, b in zip(written, frames)), "same frames, same order"

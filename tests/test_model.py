@@ -1,4 +1,5 @@
-"""FaceTracker model, its preprocessing, saving/loading, and the dual loss with hand-checked numbers."""
+"""FaceTracker model, its preprocessing, saving/loading, the grid geometry (target assignment, decoding, NMS) and the
+dual loss, with hand-checked numbers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from facetracker import losses
+from facetracker import boxes, config, losses
 from facetracker.errors import FacetrackerError
 from facetracker.model import (CaffePreprocess, FaceTracker, Standardize, build_model, load_model, make_backbone,
                                pick_preprocessing)
@@ -22,21 +23,25 @@ def pixels(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("backbone,size,preprocessing", [
-    ("mobilenetv2", 64, "tf"), ("mobilenetv3small", 64, "tf"), ("vgg16", 32, "caffe")])
+    ("compact", 64, "standardize"), ("mobilenetv2", 64, "tf"), ("vgg16", 32, "caffe")])
 def test_every_backbone_follows_the_model_contract(backbone, size, preprocessing):
     model = build_model(backbone, image_size=size, weights=None)
     assert isinstance(model, FaceTracker)
     assert (model.image_size, model.backbone_name, model.preprocessing) == (size, backbone, preprocessing)
-    score, box = model(pixels(3, size), training=False)
-    assert tuple(score.shape) == (3, 1) and tuple(box.shape) == (3, 4)
-    score, box = np.asarray(score), np.asarray(box)
-    assert ((score >= 0) & (score <= 1)).all() and ((box >= 0) & (box <= 1)).all()
-    assert (box[:, 0] <= box[:, 2]).all() and (box[:, 1] <= box[:, 3]).all(), "corners are ordered"
+    for batch in (3, 1):  # any batch runs tf.map_fn over the images; one image has a loop-free graph
+        scores, found = (np.asarray(t) for t in model(pixels(batch, size), training=False))
+        assert scores.shape == (batch, config.MAX_FACES) and found.shape == (batch, config.MAX_FACES, 4)
+        assert ((scores >= 0) & (scores <= 1)).all()
+        assert (np.diff(scores, axis=1) <= 0).all(), "faces sorted best first"
+        real = scores > 0
+        assert (found[~real] == 0).all(), "slots without a face are zeros"
+        assert (found[real][:, 0] <= found[real][:, 2]).all() and (found[real][:, 1] <= found[real][:, 3]).all()
+        assert (scores[real] >= config.MIN_SCORE).all()
 
 
-def test_default_backbone_is_a_small_mobilenetv2_at_128():
+def test_default_backbone_is_the_small_compact_network_at_192():
     model = build_model()
-    assert (model.backbone_name, model.image_size, model.alpha) == ("mobilenetv2", 128, 0.35)
+    assert (model.backbone_name, model.image_size, model.grid) == ("compact", 192, 192 // config.STRIDE)
     assert model.count_params() < 1_000_000, "no Dense(2048) heads: the model stays small"
 
 
@@ -49,12 +54,14 @@ def test_preprocessing_inside_the_model_matches_keras_applications():
                                keras.applications.mobilenet_v2.preprocess_input(x.copy()), atol=1e-5)
 
 
-def test_standardize_gives_each_channel_of_each_image_mean_0_and_std_1():
+def test_standardize_gives_each_image_mean_0_and_std_1():
     x = pixels(2, 16)
-    x[1] = x[1] * 0.2 + 180  # a bright, flat picture: the same scene after standardisation
-    out = np.asarray(Standardize()(x))
-    np.testing.assert_allclose(out.mean(axis=(1, 2)), 0, atol=1e-4)
-    np.testing.assert_allclose(out.std(axis=(1, 2)), 1, atol=1e-3)
+    bright = x.copy()
+    bright[1] = x[1] * 0.2 + 180  # a bright, flat picture: the same scene after standardisation
+    out = np.asarray(Standardize()(bright))
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), 0, atol=1e-4)
+    np.testing.assert_allclose(out.std(axis=(1, 2, 3)), 1, atol=1e-3)
+    np.testing.assert_allclose(out[1], np.asarray(Standardize()(x))[1], atol=1e-3)
     flat = np.asarray(Standardize()(np.full((1, 8, 8, 3), 77, "float32")))
     assert np.isfinite(flat).all() and np.abs(flat).max() == 0
 
@@ -107,7 +114,7 @@ def test_missing_or_foreign_model_files_are_one_line_errors(tmp_path):
         load_model(tmp_path / "nope.keras")
     broken = tmp_path / "broken.keras"
     broken.write_bytes(b"not a zip")
-    with pytest.raises(FacetrackerError, match="cannot load model") as err:
+    with pytest.raises(FacetrackerError, match="not a valid or complete Keras model file") as err:
         load_model(broken)
     assert "\n" not in str(err.value)
 
@@ -143,13 +150,97 @@ def test_imagenet_download_failure_is_one_clear_line(tmp_path):
 
 
 def test_imagenet_at_a_size_without_weights_is_refused_before_any_download():
-    with pytest.raises(FacetrackerError, match="no ImageNet weights for mobilenetv2 at 100px"):
-        build_model("mobilenetv2", image_size=100, weights="imagenet")
+    with pytest.raises(FacetrackerError, match="no ImageNet weights for mobilenetv2 at 64px"):
+        build_model("mobilenetv2", image_size=64, weights="imagenet")
+    with pytest.raises(FacetrackerError, match="image size 100 is not a multiple of 32"):
+        build_model("mobilenetv2", image_size=100, weights="imagenet")  # the stride-32 grid needs whole cells
 
 
 def test_unknown_backbone_is_refused():
     with pytest.raises(FacetrackerError, match="unknown backbone 'resnet'"):
         build_model("resnet")
+
+
+
+
+# ---- the grid: which cells learn which face, decoding, non-maximum suppression ------------------------------
+def distances_for(box, cell: int, grid: int) -> list[float]:
+    """The raw head output (log of the side distances in cells) that makes `cell` predict `box` exactly."""
+    cx, cy = np.asarray(boxes.cell_centers(grid))[cell]
+    x1, y1, x2, y2 = box
+    return list(np.log(np.array([cx - x1, cy - y1, x2 - cx, y2 - cy]) * grid))
+
+
+def logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def test_decoding_and_nms_give_the_right_boxes_on_a_hand_made_case():
+    grid = 4  # cell centres at 0.125, 0.375, 0.625, 0.875; cell index = row * 4 + column
+    face_a, duplicate_a = [0.1, 0.1, 0.6, 0.6], [0.1, 0.12, 0.58, 0.6]  # IoU 0.92: the same face
+    face_b, faint = [0.7, 0.7, 0.95, 0.95], [0.6, 0.0, 1.0, 0.3]
+    cells = {5: (face_a, 0.9), 0: (duplicate_a, 0.8), 15: (face_b, 0.7), 3: (faint, 0.01)}  # cell: (box, score)
+    distances = np.zeros((1, grid * grid, 4), "float32")
+    logits = np.full((grid * grid,), -10.0, "float32")  # every other cell: no face
+    for cell, (box, score) in cells.items():
+        distances[0, cell] = distances_for(box, cell, grid)
+        logits[cell] = logit(score)
+    decoded = np.asarray(boxes.decode_boxes(distances, grid))[0]
+    for cell, (box, _) in cells.items():
+        np.testing.assert_allclose(decoded[cell], box, atol=1e-6)
+
+    scores, kept = (np.asarray(t) for t in boxes.select_faces(
+        1 / (1 + np.exp(-logits)), decoded, max_faces=4, iou=config.NMS_IOU, min_score=config.MIN_SCORE))
+    # Two faces -> two boxes, best first; the duplicate is suppressed, the faint cell (0.01) dropped; then zeros.
+    np.testing.assert_allclose(scores, [0.9, 0.7, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(kept, [face_a, face_b, [0, 0, 0, 0], [0, 0, 0, 0]], atol=1e-6)
+
+
+def test_decoding_keeps_an_untrained_head_finite():
+    wild = np.array([[[100.0, -100.0, 0.0, 50.0]]], "float32")
+    decoded = np.asarray(boxes.decode_boxes(wild, 1))
+    assert np.isfinite(decoded).all()
+
+
+def positive_cells(positive, grid: int) -> set:
+    rows, cols = np.nonzero(np.asarray(positive).reshape(grid, grid))
+    return set(zip(rows.tolist(), cols.tolist()))
+
+
+def test_assign_faces_on_hand_made_boxes():
+    grid = 8  # cell centres at (i + 0.5) / 8
+    small = [0.30, 0.30, 0.35, 0.35]  # smaller than a cell (0.125): it still owns the cell it sits in
+    big = [0.10, 0.10, 0.90, 0.90]  # central part (0.3 of the half-size): the 2 x 2 cells around the centre
+    nested = [0.45, 0.45, 0.52, 0.52]  # a small face inside the big one's central part
+    left, right = [0.10, 0.20, 0.50, 0.70], [0.60, 0.10, 0.95, 0.90]
+    zero = [0.0, 0.0, 0.0, 0.0]
+    true_boxes = np.array([[small, zero, zero], [big, zero, zero], [big, nested, zero], [left, right, zero],
+                           [zero, zero, zero]], "float32")
+    positive, matched = (np.asarray(t) for t in boxes.assign_faces(true_boxes, grid))
+    assert positive.shape == (5, 64) and matched.shape == (5, 64, 4)
+    cell = lambda row, col: row * grid + col  # noqa: E731
+
+    assert positive_cells(positive[0], grid) == {(2, 2)}
+    np.testing.assert_allclose(matched[0, cell(2, 2)], small)
+
+    central = {(3, 3), (3, 4), (4, 3), (4, 4)}
+    assert positive_cells(positive[1], grid) == central, "only central cells, not every cell inside the box"
+    for row, col in central:
+        np.testing.assert_allclose(matched[1, cell(row, col)], big)
+
+    # Overlapping faces: the cell both could learn goes to the smaller face, the big one keeps the others.
+    assert positive_cells(positive[2], grid) == central
+    np.testing.assert_allclose(matched[2, cell(3, 3)], nested)
+    for row, col in central - {(3, 3)}:
+        np.testing.assert_allclose(matched[2, cell(row, col)], big)
+
+    # Two faces in one frame: each gets its own cells.
+    assert positive_cells(positive[3], grid) == {(3, 2), (3, 6), (4, 6)}
+    np.testing.assert_allclose(matched[3, cell(3, 2)], left)
+    np.testing.assert_allclose(matched[3, cell(3, 6)], right)
+    np.testing.assert_allclose(matched[3, cell(4, 6)], right)
+
+    assert positive[4].sum() == 0, "an image without faces has no face cell"
 
 
 # ---- losses ---------------------------------------------------------------------------------------------------
@@ -162,30 +253,49 @@ def test_corner_loss_matches_hand_computed_values():
     np.testing.assert_allclose(np.asarray(value), [0.04], atol=1e-6)
 
 
+def one_face_and_one_negative(grid: int = 4):
+    """true boxes (2, 2, 4): image 0 holds FACE, image 1 nothing; logits and distances of an arbitrary head."""
+    true_boxes = np.zeros((2, 2, 4), "float32")
+    true_boxes[0, 0] = FACE
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (2, grid * grid)).astype("float32")
+    distances = rng.normal(0, 0.5, (2, grid * grid, 4)).astype("float32")
+    return true_boxes, logits, distances
+
+
 def test_negatives_contribute_no_box_loss():
-    true_class = np.array([[1.0], [0.0], [0.0]])
-    true_box = np.array([FACE, [0, 0, 0, 0], [0, 0, 0, 0]], "float32")
-    pred = np.array([[0.1, 0.1, 0.6, 0.6], [0.5, 0.5, 0.9, 0.9], [0.0, 0.3, 1.0, 1.0]], "float32")
-    # Only the face counts: 0.04 averaged over ONE face image (the notebook would add the negatives' 0.5+...)
-    masked = float(losses.masked_box_loss(true_class, true_box, pred, "corner"))
-    np.testing.assert_allclose(masked, 0.04, atol=1e-6)
-    moved = pred.copy()
-    moved[1:] = [[0.9, 0.9, 1.0, 1.0], [0.0, 0.0, 0.1, 0.1]]
-    assert float(losses.masked_box_loss(true_class, true_box, moved, "corner")) == pytest.approx(masked)
-    no_faces = float(losses.masked_box_loss(np.zeros((2, 1)), np.zeros((2, 4)), pred[:2], "giou"))
-    assert no_faces == 0.0
+    true_boxes, logits, distances = one_face_and_one_negative()
+    result = losses.dense_losses(true_boxes, logits, distances, 4)
+    assert float(result["positives"]) > 0 and float(result["box_loss"]) > 0
+    moved = distances.copy()
+    moved[1] += 3.0  # the negative image's boxes, anywhere: only face cells are pulled towards a box
+    again = losses.dense_losses(true_boxes, logits, moved, 4)
+    assert float(again["box_loss"]) == pytest.approx(float(result["box_loss"]))
+    no_faces = losses.dense_losses(np.zeros_like(true_boxes), logits, distances, 4)
+    assert float(no_faces["box_loss"]) == 0.0 and float(no_faces["positives"]) == 0.0
+    assert float(no_faces["class_loss"]) > 0, "every cell of a negative still learns 'no face'"
 
 
 def test_total_loss_weights_class_and_box_terms():
-    true_class = np.array([[1.0], [0.0]], "float32")
-    score = np.array([[0.8], [0.4]], "float32")
-    true_box = np.array([FACE, [0, 0, 0, 0]], "float32")
-    pred_box = np.array([[0.1, 0.1, 0.6, 0.6], [0.3, 0.3, 0.4, 0.4]], "float32")
-    result = losses.face_tracker_losses(true_class, true_box, score, pred_box, class_weight=0.5, box_weight=2.0)
-    bce = -(np.log(0.8) + np.log(0.6)) / 2
-    np.testing.assert_allclose(float(result["class_loss"]), bce, rtol=1e-4)
-    np.testing.assert_allclose(float(result["box_loss"]), 0.04, atol=1e-6)
-    np.testing.assert_allclose(float(result["loss"]), 0.5 * bce + 2.0 * 0.04, rtol=1e-4)
+    true_boxes, logits, distances = one_face_and_one_negative()
+    plain = losses.dense_losses(true_boxes, logits, distances, 4)
+    weighted = losses.dense_losses(true_boxes, logits, distances, 4, class_weight=0.5, box_weight=2.0)
+    np.testing.assert_allclose(float(weighted["loss"]),
+                               0.5 * float(plain["class_loss"]) + 2.0 * float(plain["box_loss"]), rtol=1e-5)
+    np.testing.assert_allclose(float(plain["loss"]), float(plain["class_loss"]) + float(plain["box_loss"]), rtol=1e-5)
+
+
+def test_a_perfect_head_has_iou_1_and_no_giou_loss():
+    grid = 4
+    true_boxes = np.zeros((1, 1, 4), "float32")
+    true_boxes[0, 0] = FACE
+    positive, _ = boxes.assign_faces(true_boxes, grid)
+    distances = np.zeros((1, grid * grid, 4), "float32")
+    for cell in np.flatnonzero(np.asarray(positive)[0]):
+        distances[0, cell] = distances_for(FACE, cell, grid)
+    result = losses.dense_losses(true_boxes, np.zeros((1, grid * grid), "float32"), distances, grid)
+    assert float(result["iou"]) == pytest.approx(1.0, abs=1e-5)
+    assert float(result["box_loss"]) == pytest.approx(0.0, abs=1e-5)
 
 
 def test_iou_and_giou_match_hand_computed_values():
@@ -204,5 +314,6 @@ def test_iou_and_giou_match_hand_computed_values():
 
 
 def test_unknown_box_loss_is_refused():
+    true_boxes, logits, distances = one_face_and_one_negative()
     with pytest.raises(FacetrackerError, match="unknown box loss 'l1'"):
-        losses.masked_box_loss(np.ones((1, 1)), np.zeros((1, 4)), np.zeros((1, 4)), "l1")
+        losses.dense_losses(true_boxes, logits, distances, 4, box_loss="l1")

@@ -1,4 +1,5 @@
-"""predict: JSONL and annotated copies for real images, folders and a real video; bad input handled."""
+"""predict: JSONL with every face and annotated copies for real images, folders and a real video; bad input
+handled."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from facetracker import config
+from facetracker.boxes import Letterbox
 from facetracker.cli import app
+from facetracker.draw import FACE_COLOUR
 from facetracker.errors import FacetrackerError
 from facetracker.evaluate import box_iou
-from facetracker.inference import Detector
+from facetracker.inference import Detection, Detector
 from facetracker.labels import scan
 from facetracker.predict import predict
 from facetracker.recording import count_video_frames
@@ -27,6 +31,32 @@ def read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def check_row(row: dict, width: int, height: int, threshold: float) -> None:
+    """The JSONL contract: "faces" at or above the threshold, best first, boxes inside the original image;
+    "score"/"box" repeat the best face (the score even below the threshold, the box only at or above it)."""
+    assert {"image", "score", "box", "faces"} <= set(row) and 0.0 <= row["score"] <= 1.0
+    scores = [face["score"] for face in row["faces"]]
+    assert scores == sorted(scores, reverse=True) and all(score >= threshold for score in scores)
+    for face in row["faces"]:
+        assert set(face) == {"score", "box"}  # per-frame detections: no track ids
+        x1, y1, x2, y2 = face["box"]
+        assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height
+    if row["faces"]:
+        assert (row["score"], row["box"]) == (scores[0], row["faces"][0]["box"])
+    else:
+        assert row["box"] is None and row["score"] < threshold
+
+
+class FixedDetector:
+    """The same hand-made detections for every frame: predict's output for several faces at once, exactly known."""
+
+    def __init__(self, detections: list[Detection]):
+        self.detections = detections
+
+    def detect(self, frame, min_score: float = config.MIN_SCORE) -> list[Detection]:
+        return [d for d in self.detections if d.score >= min_score]
+
+
 def test_jsonl_boxes_follow_the_labels(dataset_copy, trained_model, tmp_path):
     # The 12 faces + 4 negatives the tiny model trained on for only 30 steps: its boxes follow the faces
     # (a fixed box cannot: it does not move at all) without fitting them tightly yet.
@@ -39,12 +69,10 @@ def test_jsonl_boxes_follow_the_labels(dataset_copy, trained_model, tmp_path):
     truth = {s.image.name: s for s in scan(data / "images", data / "labels").samples}
     assert [r["image"] for r in rows] == sorted(truth)
     for row in rows:
-        assert set(row) == {"image", "score", "box"} and 0.0 <= row["score"] <= 1.0
-        if row["box"] is not None:  # pixels of the 640x480 original, x1 <= x2, y1 <= y2
-            x1, y1, x2, y2 = row["box"]
-            assert 0 <= x1 <= x2 <= 640 and 0 <= y1 <= y2 <= 480
-        else:
-            assert row["score"] < 0.5
+        check_row(row, 640, 480, threshold=0.5)
+        assert set(row) == {"image", "score", "box", "faces"}
+    assert summary.faces == sum(bool(r["faces"]) for r in rows)
+    assert summary.face_boxes == sum(len(r["faces"]) for r in rows)
     faces = [r for r in rows if truth[r["image"]].has_face]
     labelled = np.array([truth[r["image"]].box for r in faces])
     predicted = np.array([r["box"] or [0, 0, 0, 0] for r in faces])
@@ -69,13 +97,40 @@ def test_any_size_and_aspect(datasets_dir, detector, tmp_path):
             jsonl=tmp_path / "p.jsonl")
     rows = {r["image"]: r for r in read_jsonl(tmp_path / "p.jsonl")}
     for name, (width, height) in {"portrait.png": (270, 480), "big.jpg": (1280, 720)}.items():
-        x1, y1, x2, y2 = rows[name]["box"]  # threshold 0: always a box
-        assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height
+        check_row(rows[name], width, height, threshold=0.0)
+        assert rows[name]["faces"], "threshold 0: every detection the model returned is a face"
         assert cv2.imread(str(tmp_path / "out" / name)).shape == (height, width, 3)
-    # The box is the model's normalised box scaled to each image's own size.
+    # Every box is the model's box in the letterboxed input mapped back to the image's own pixels.
     big = cv2.imread(str(tmp_path / "big.jpg"))  # as predict decoded it (JPEG is lossy)
     scores, boxes = detector.raw(detector.prepare([big]))
-    np.testing.assert_allclose(rows["big.jpg"]["box"], boxes[0] * [1280, 720, 1280, 720], atol=0.06)
+    found = scores[0] >= config.MIN_SCORE
+    assert len(rows["big.jpg"]["faces"]) == found.sum()
+    in_pixels = Letterbox(1280, 720, detector.image_size).to_frame(boxes[0][found])
+    np.testing.assert_allclose([f["box"] for f in rows["big.jpg"]["faces"]], in_pixels, atol=0.06)
+
+
+def test_every_face_in_the_jsonl_and_on_the_copy(datasets_dir, tmp_path):
+    image = cv2.imread(str(sorted((datasets_dir / "webcam-b" / "images").glob("*.jpg"))[0]))
+    for name in ("two.png", "faint.png", "none.png"):
+        cv2.imwrite(str(tmp_path / name), image)  # PNG: the annotated copy keeps exact colours
+    left, right, faint = (40.04, 60.0, 200.0, 260.0), (380.0, 80.0, 560.0, 300.06), (250.0, 100.0, 330.0, 200.0)
+    two = FixedDetector([Detection(0.9, left), Detection(0.3, faint), Detection(0.7, right)])
+    predict([tmp_path / "two.png"], two, threshold=0.5, out_dir=tmp_path / "out", jsonl=tmp_path / "two.jsonl")
+    (row,) = read_jsonl(tmp_path / "two.jsonl")
+    assert row == {"image": "two.png", "score": 0.9, "box": [40.0, 60.0, 200.0, 260.0],
+                   "faces": [{"score": 0.9, "box": [40.0, 60.0, 200.0, 260.0]},
+                             {"score": 0.7, "box": [380.0, 80.0, 560.0, 300.1]}]}
+    drawn = cv2.imread(str(tmp_path / "out" / "two.png"))
+    for x1, y1, x2, y2 in (left, right):  # both boxes drawn: their left edges are green half-way down
+        assert tuple(drawn[int((y1 + y2) / 2), int(x1)]) == FACE_COLOUR
+    assert (drawn[150, 250:330] == image[150, 250:330]).all(), "a face below the threshold is not drawn"
+
+    predict([tmp_path / "faint.png"], FixedDetector([Detection(0.3, faint)]), threshold=0.5,
+            jsonl=tmp_path / "faint.jsonl")
+    assert read_jsonl(tmp_path / "faint.jsonl") == [{"image": "faint.png", "score": 0.3, "box": None, "faces": []}]
+    summary = predict([tmp_path / "none.png"], FixedDetector([]), threshold=0.5, jsonl=tmp_path / "none.jsonl")
+    assert read_jsonl(tmp_path / "none.jsonl") == [{"image": "none.png", "score": 0.0, "box": None, "faces": []}]
+    assert (summary.faces, summary.face_boxes) == (0, 0)
 
 
 def test_video_one_line_per_frame(video_of, detector, tmp_path):
@@ -85,6 +140,9 @@ def test_video_one_line_per_frame(video_of, detector, tmp_path):
     assert summary.frames == 12 and summary.images == 0
     assert [r["frame"] for r in rows] == list(range(12))
     assert {r["image"] for r in rows} == {video.name}
+    for row in rows:  # per-frame detections, each frame on its own (no track ids)
+        check_row(row, 640, 480, threshold=0.5)
+    assert summary.face_boxes == sum(len(r["faces"]) for r in rows)
     annotated = tmp_path / "out" / f"{video.stem}.avi"
     assert count_video_frames(annotated) == 12
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp files left
@@ -129,7 +187,9 @@ def test_cli_predict(dataset_copy, tiny_exports, trained_model, tmp_path):
                              "--out", str(out), "--jsonl", str(jsonl)])
     assert ok.exit_code == 0, ok.output
     assert "4 images" in ok.output and "1 skipped" in ok.output and "broken.jpg" in ok.output
-    assert len(read_jsonl(jsonl)) == 4
+    rows = read_jsonl(jsonl)
+    assert len(rows) == 4 and all("faces" in row for row in rows)
+    assert f"{sum(len(row['faces']) for row in rows)} faces in" in ok.output
 
     missing = runner.invoke(app, ["predict", str(tmp_path / "nope.jpg"), "--model", str(trained_model)])
     assert missing.exit_code == 2 and "source not found" in missing.output

@@ -1,14 +1,20 @@
-"""`facetracker train`: real training steps on real images, checkpoints, resume after Ctrl-C, tf.distribute,
-and one-line refusals of bad input."""
+"""`facetracker train`: fine-tuning the bundled face model (the default), training from scratch, real steps on real
+images, checkpoints, resume after Ctrl-C, tf.distribute, and one-line refusals of bad input.
+
+The bundled model is whatever facetracker/assets/facetracker.keras holds: when it is a FaceTracker this version
+loads, the fine-tuning tests start from it; otherwise (an old single-face model) from the `trained_model` fixture, a
+small dense FaceTracker really trained on webcam-a, put in its place for the test."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 
 import keras
 import numpy as np
@@ -19,14 +25,40 @@ from augdata import make_aug_data
 from conftest import REPO, copy_dataset
 from facetracker import config
 from facetracker.cli import app
-from facetracker.model import FaceTracker, load_model
-from facetracker.train import TrainOptions, peak_learning_rate, train
+from facetracker.errors import FacetrackerError
+from facetracker.model import FaceTracker, bundled_model_file, build_model, load_model, start_model_config
+from facetracker.train import (EpochProgress, RunState, TrainOptions, epoch_steps, peak_learning_rate, spread_subset,
+                               train)
 
-SIZE = 48
+SIZE = 64
 
 
 def copier(name, limit=None, negatives=None, dest=None):
     return copy_dataset(name, dest, limit=limit, negatives=negatives)
+
+
+def usable_bundled_model():
+    """The shipped bundled .keras when this version can fine-tune it, else None."""
+    try:
+        path = bundled_model_file()
+        start_model_config(path)
+        load_model(path)
+        return path
+    except FacetrackerError:
+        return None
+
+
+@pytest.fixture(scope="module")
+def bundled(request):
+    """The path `--weights bundled` resolves to for this module's tests (see the module docstring)."""
+    path = usable_bundled_model()
+    if path is not None:
+        yield path
+        return
+    path = request.getfixturevalue("trained_model")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("facetracker.model.bundled_model_file", lambda: path)
+        yield path
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +68,36 @@ def aug(tmp_path_factory, datasets_dir):
 
 
 @pytest.fixture(scope="module")
+def faces(tmp_path_factory, datasets_dir):
+    """A small copy of a shared set (webcam-a: 8 + 3 faces, 1 negative, mirrored) at 128 px: faces the bundled model
+    (trained on every shared set), or its stand-in (on webcam-a), knows."""
+    return make_aug_data(copier, tmp_path_factory.mktemp("finetune"), train=8, val=3, negatives=1, size=128)
+
+
+@pytest.fixture(scope="module")
 def trained(aug, tmp_path_factory):
-    """One real training run: the same handful of images for 3 epochs x 7 steps."""
+    """One real training run from scratch: the same handful of images for 3 epochs x 7 steps."""
     keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("run")
     opts = TrainOptions(data=aug, out=root / "models" / "ft.keras", epochs=3, batch_size=2, image_size=SIZE,
-                        lr=2e-3, logdir=root / "logs", run_name="test", image_every=3, verbose=0, patience=0)
+                        weights="none", lr=2e-3, logdir=root / "logs", run_name="test", image_every=3, verbose=0,
+                        patience=0)
     return opts, train(opts)
+
+
+@pytest.fixture(scope="module")
+def finetuned(bundled, faces, tmp_path_factory):
+    """Fine-tuning with every default (the bundled model, its frozen BatchNorm, the fine-tuning learning rate) for
+    2 epochs of 4 steps, and the same data and steps from scratch at the same input size, to compare."""
+    keras.utils.set_random_seed(0)
+    root = tmp_path_factory.mktemp("finetune-run")
+    opts = TrainOptions(data=faces, out=root / "models" / "ft.keras", epochs=2, batch_size=4,
+                        steps_per_epoch=4, logdir=root / "logs", run_name="ft", image_every=0, verbose=0, patience=0)
+    result = train(opts)
+    scratch = train(TrainOptions(data=faces, out=root / "models" / "scratch.keras", epochs=1, batch_size=4,
+                                 steps_per_epoch=4, weights="none", image_size=result.model.image_size,
+                                 logdir=root / "logs", run_name="scratch", image_every=0, verbose=0, patience=0))
+    return opts, result, scratch
 
 
 def run_cli(*args: str):
@@ -51,10 +106,109 @@ def run_cli(*args: str):
     return result.exit_code, lines
 
 
-def test_training_overfits_a_handful_of_real_images(trained):
+def first_val_face(aug, size):
+    """(image (size, size, 3) float32 0..255, its largest face box as fractions) of the first val image with a face."""
+    from facetracker.data import parse_aug_label
+
+    for path in sorted((aug / "val" / "images").iterdir()):
+        boxes = parse_aug_label(aug / "val" / "labels" / f"{path.stem}.json")
+        if boxes:
+            image = keras.utils.img_to_array(keras.utils.load_img(path, target_size=(size, size)))
+            return image, np.asarray(max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])))
+    raise AssertionError("no face in the val split")
+
+
+# ---- fine-tuning the bundled model (the default) ------------------------------------------------------------------
+def test_fine_tuning_starts_from_the_bundled_weights(finetuned, bundled):
+    opts, result, scratch = finetuned
+    assert opts.weights == config.WEIGHTS == "bundled"
+    assert result.state.start == f"fine-tuning the bundled model {bundled}"
+    start = load_model(bundled)
+    assert result.model.image_size == start.image_size and result.model.preprocessing == start.preprocessing
+    # Its very first steps on faces are already far better than random weights'.
+    first, first_scratch = result.state.history["loss"][0], scratch.state.history["loss"][0]
+    assert first < 0.5 * first_scratch, (first, first_scratch)
+    assert result.state.history["val_iou"][0] > 0.3, "boxes of a face model from the first epoch"
+    # Real steps were taken: 2 epochs x 4 steps, the weights moved, the BatchNorm statistics were kept.
+    assert int(result.model.optimizer.iterations) == 8 and result.state.steps_per_epoch == 4
+    assert result.state.frozen_batchnorm
+    moved = kept = 0
+    for before, after in zip(start.weights, result.model.weights):
+        same = np.array_equal(before.numpy(), np.asarray(after.numpy()))
+        if "moving" in before.path:
+            kept += same
+            assert same, f"{before.path}: frozen BatchNorm statistics changed"
+        else:
+            moved += not same
+    assert kept > 0 and moved > 0
+
+
+def test_fine_tuned_model_reloads_safely_and_detects(finetuned, faces):
+    _, result, _ = finetuned
+    model = keras.models.load_model(result.model_path, safe_mode=True)
+    assert isinstance(model, FaceTracker) and getattr(model, "optimizer", None) is None
+    image, truth = first_val_face(faces, model.image_size)
+    scores, boxes = (np.asarray(t) for t in model(image[None], training=False))
+    assert scores.shape == (1, config.MAX_FACES) and boxes.shape == (1, config.MAX_FACES, 4)
+    assert scores[0, 0] >= config.MIN_SCORE
+    x1, y1 = np.maximum(truth[:2], boxes[0, 0, :2])
+    x2, y2 = np.minimum(truth[2:], boxes[0, 0, 2:])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    area = lambda b: (b[2] - b[0]) * (b[3] - b[1])  # noqa: E731
+    assert inter / (area(truth) + area(boxes[0, 0]) - inter) > 0.3, "its best detection is on the face"
+
+
+def test_fine_tuned_run_resumes_with_frozen_batchnorm(finetuned):
+    opts, result, _ = finetuned
+    moving = {v.path: v.numpy() for v in result.model.weights if "moving" in v.path}
+    resumed = train(TrainOptions(data=opts.data, out=opts.out, epochs=3, batch_size=4, resume=True, verbose=0,
+                                 logdir=opts.logdir, image_every=0, patience=0))
+    assert resumed.state.epoch == 3 and resumed.state.frozen_batchnorm and resumed.state.run_name == "ft"
+    assert int(resumed.model.optimizer.iterations) == 12, "the optimizer state went on (8 + 4 steps)"
+    for v in resumed.model.weights:
+        if "moving" in v.path:
+            np.testing.assert_array_equal(v.numpy(), moving[v.path])
+
+
+def test_learning_rate_default_depends_on_the_start():
+    assert peak_learning_rate(TrainOptions()) == config.LEARNING_RATE["finetune"]
+    assert peak_learning_rate(TrainOptions(weights="models/mine.keras")) == config.LEARNING_RATE["finetune"]
+    assert peak_learning_rate(TrainOptions(weights="none")) == config.LEARNING_RATE["scratch"]
+    assert peak_learning_rate(TrainOptions(weights="imagenet")) == config.LEARNING_RATE["pretrained"]
+    assert peak_learning_rate(TrainOptions(weights="/x/mobilenet_v2_no_top.h5")) == config.LEARNING_RATE["pretrained"]
+    assert peak_learning_rate(TrainOptions(weights="imagenet", lr=5e-4)) == 5e-4
+
+
+def test_an_epoch_is_a_fixed_number_of_steps_but_never_more_than_a_pass():
+    assert epoch_steps(5000, 16, 25) == 25
+    assert epoch_steps(14, 2, 25) == 7
+    assert epoch_steps(5000, 16, 0) == 313
+
+
+def test_validation_uses_an_evenly_spread_subset():
+    from facetracker.data import SplitLabels
+
+    labels = SplitLabels("val", [f"{i}.jpg" for i in range(1000)], np.ones(1000, np.float32),
+                         np.arange(1000 * 4, dtype=np.float32).reshape(1000, 1, 4))
+    subset = spread_subset(labels, 100)
+    assert len(subset) == 100 and subset.paths[0] == "0.jpg" and subset.paths[-1] == "999.jpg"
+    assert spread_subset(labels, 2000) is labels
+
+
+def test_eta_counts_the_steps_and_validations_left():
+    progress = EpochProgress(RunState(run_name="x", epochs=10), steps=25, val_steps=20)
+    progress.epochs, progress.step_seconds, progress.val_seconds, progress.overhead_seconds = 10, 0.2, 2.0, 0.5
+    # Half-way through epoch 4 of 10 (index 3): 12 steps of it and 6 epochs of 25 left, 7 validations and saves.
+    assert progress.eta_seconds(3, 13) == pytest.approx((12 + 6 * 25) * 0.2 + 7 * 2.5)
+    assert progress.eta(9, 25) == "0:02"  # the last validation and save
+
+
+# ---- from scratch ---------------------------------------------------------------------------------------------------
+def test_training_from_scratch_overfits_a_handful_of_real_images(trained):
     _, result = trained
     history = result.state.history
     assert len(history["loss"]) == 3 and result.state.epoch == 3
+    assert result.state.start == "training from scratch" and not result.state.frozen_batchnorm
     assert history["loss"][-1] < 0.7 * history["loss"][0], history["loss"]
     assert history["box_loss"][-1] < history["box_loss"][0]
     assert {"val_loss", "val_class_loss", "val_box_loss", "val_iou"} <= set(history)
@@ -63,13 +217,12 @@ def test_training_overfits_a_handful_of_real_images(trained):
 def test_saved_model_reloads_safely_and_predicts(trained, aug):
     opts, result = trained
     model = keras.models.load_model(result.model_path, safe_mode=True)
-    assert isinstance(model, FaceTracker) and model.image_size == SIZE and model.backbone_name == "mobilenetv2"
+    assert isinstance(model, FaceTracker) and model.image_size == SIZE and model.backbone_name == "compact"
     assert model.preprocessing == "standardize", "from scratch (weights none) the default is per-image standardisation"
     assert getattr(model, "optimizer", None) is None, "the inference model carries no optimizer state"
-    image = keras.utils.img_to_array(keras.utils.load_img(sorted((aug / "val" / "images").iterdir())[0],
-                                                          target_size=(SIZE, SIZE)))
-    score, box = model(image[None], training=False)
-    assert score.shape == (1, 1) and box.shape == (1, 4)
+    image, _ = first_val_face(aug, SIZE)
+    scores, boxes = model(image[None], training=False)
+    assert scores.shape == (1, config.MAX_FACES) and boxes.shape == (1, config.MAX_FACES, 4)
     assert result.state.best_epoch >= 1
     assert result.model_path.stat().st_size < 5_000_000
 
@@ -78,7 +231,7 @@ def test_run_writes_loss_curves_checkpoint_and_tensorboard_logs(trained):
     opts, result = trained
     assert result.curve_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     state = json.loads((result.model_path.parent / "ft.ckpt" / "state.json").read_text())
-    assert state["epoch"] == 3 and state["run_name"] == "test"
+    assert state["epoch"] == 3 and state["run_name"] == "test" and state["steps_per_epoch"] == 7
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tags = {}
@@ -95,7 +248,7 @@ def test_run_writes_loss_curves_checkpoint_and_tensorboard_logs(trained):
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues_it(aug, tmp_path):
     out = tmp_path / "models" / "ft.keras"
     state_file = tmp_path / "models" / "ft.ckpt" / "state.json"
-    command = [sys.executable, "-m", "facetracker", "train", "--data", str(aug), "--out", str(out),
+    command = [sys.executable, "-m", "facetracker", "train", "--data", str(aug), "--out", str(out), "--weights", "none",
                "--epochs", "50", "--batch-size", "4", "--image-size", str(SIZE), "--logdir", str(tmp_path / "logs"),
                "--run-name", "ctrlc", "--patience", "0"]
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -104,11 +257,13 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues_it(aug, tmp_path):
         time.sleep(0.2)
     assert state_file.exists(), proc.communicate()[1][-2000:]
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-    _, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130
     error_lines = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "checkpoint saved" in error_lines[0] and "--resume" in error_lines[0]
     assert "Traceback" not in stderr
+    assert "training from scratch (compact 64 px)" in stdout
+    assert any(line.startswith("epoch 1/50") and "ETA" in line for line in stdout.splitlines()), stdout
     saved = json.loads(state_file.read_text())
     done = saved["epoch"]
     assert 1 <= done < 50 and len(saved["history"]["loss"]) == done
@@ -130,7 +285,7 @@ def test_mirrored_strategy_on_two_logical_cpus(aug, tmp_path):
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from facetracker.train import TrainOptions, train
         result = train(TrainOptions(data={str(aug)!r}, out={str(tmp_path / "m.keras")!r}, epochs=1, batch_size=4,
-                                    image_size={SIZE}, strategy="mirrored", verbose=0, image_every=1,
+                                    image_size={SIZE}, weights="none", strategy="mirrored", verbose=0, image_every=1,
                                     logdir={str(tmp_path / "logs")!r}))
         print("REPLICAS", result.replicas, "LOSS", result.state.history["loss"][-1])
     """)
@@ -140,6 +295,69 @@ def test_mirrored_strategy_on_two_logical_cpus(aug, tmp_path):
     assert words[words.index("REPLICAS") + 1] == "2"
     assert np.isfinite(float(words[words.index("LOSS") + 1]))
     assert isinstance(load_model(tmp_path / "m.keras"), FaceTracker)
+
+
+# ---- a --weights that does not fit: one line, nothing trained --------------------------------------------------------
+def old_single_face_model(source, dest):
+    """A copy of a FaceTracker file with the config of the old single-box model (what the assets used to hold)."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(dest, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "config.json":
+                saved = json.loads(data)
+                saved["config"].update(head_units=64, dropout=0.2)
+                data = json.dumps(saved).encode()
+            zout.writestr(item, data)
+    return dest
+
+
+def not_a_facetracker(dest):
+    inputs = keras.Input((8,))
+    keras.Model(inputs, keras.layers.Dense(1)(inputs)).save(dest)
+    return dest
+
+
+@pytest.mark.parametrize("case", ["size", "backbone", "preprocessing", "missing", "garbage", "other-model",
+                                  "old-model", "bundled-old"])
+def test_a_mismatched_weights_file_stops_with_one_line(case, trained_model, aug, tmp_path, monkeypatch):
+    weights, extra = str(trained_model), []
+    if case == "size":
+        extra, message = ["--image-size", "96"], f"--image-size 96 does not match the starting model ({SIZE})"
+    elif case == "backbone":
+        extra, message = ["--backbone", "mobilenetv2"], "--backbone mobilenetv2 does not match the starting model (compact)"
+    elif case == "preprocessing":
+        extra, message = ["--preprocessing", "tf"], "--preprocessing tf does not match the starting model (standardize)"
+    elif case == "missing":
+        weights, message = str(tmp_path / "nope.keras"), "starting model not found"
+    elif case == "garbage":
+        (tmp_path / "garbage.keras").write_text("not a zip")
+        weights, message = str(tmp_path / "garbage.keras"), "not a valid or complete Keras model file"
+    elif case == "other-model":
+        weights = str(not_a_facetracker(tmp_path / "other.keras"))
+        message = "is a Keras file but not a FaceTracker (Functional)"
+    elif case == "old-model":
+        weights = str(old_single_face_model(trained_model, tmp_path / "old.keras"))
+        message = "is an old single-face FaceTracker that this version cannot load"
+    else:  # the default --weights bundled, with an old model in the assets
+        old = old_single_face_model(trained_model, tmp_path / "old.keras")
+        monkeypatch.setattr("facetracker.model.bundled_model_file", lambda: old)
+        weights, message = "bundled", "old single-face FaceTracker"
+    out = tmp_path / "m.keras"
+    code, lines = run_cli("--data", str(aug), "--out", str(out), "--weights", weights, *extra)
+    assert code == 2 and len(lines) == 1, lines
+    assert message in lines[0] and lines[0].startswith("error: ")
+    assert "--weights none" in lines[0] or "drop" in lines[0] or "FaceTracker .keras" in lines[0]
+    assert not out.exists() and not (tmp_path / "m.ckpt").exists()
+
+
+def test_cli_fine_tunes_by_default_with_an_eta(bundled, aug, tmp_path):
+    code, lines = run_cli("--data", str(aug), "--out", str(tmp_path / "m.keras"), "--epochs", "2",
+                          "--steps-per-epoch", "2", "--batch-size", "2", "--logdir", str(tmp_path / "logs"))
+    assert code == 0, lines
+    assert lines[0].startswith(f"fine-tuning the bundled model {bundled}") and "BatchNorm frozen" in lines[0]
+    assert "2 epochs of 2 steps of 2 images" in lines[0]
+    assert any(line.startswith("epoch 1/2") and "ETA" in line for line in lines), lines
+    assert (tmp_path / "m.keras").is_file()
 
 
 # ---- bad input: one line, non-zero exit ---------------------------------------------------------------------------
@@ -159,8 +377,6 @@ def test_empty_split(tmp_path):
 
 def test_labels_not_matching_images(aug, tmp_path):
     broken = tmp_path / "aug"
-    import shutil
-
     shutil.copytree(aug, broken)
     next((broken / "train" / "labels").iterdir()).unlink()
     code, lines = run_cli("--data", str(broken), "--out", str(tmp_path / "m.keras"))
@@ -168,8 +384,6 @@ def test_labels_not_matching_images(aug, tmp_path):
 
 
 def test_split_without_faces(aug, tmp_path):
-    import shutil
-
     shutil.copytree(aug, tmp_path / "aug")
     for label in (tmp_path / "aug" / "val" / "labels").glob("*.json"):
         label.write_text(json.dumps({"image": label.stem + ".jpg", "bbox": [0, 0, 0, 0], "class": 0}))
@@ -190,7 +404,7 @@ def test_resume_without_checkpoint(aug, tmp_path):
     assert code == 2 and len(lines) == 1 and "nothing to resume" in lines[0]
 
 
-@pytest.mark.parametrize("flag,value,saved", [("--image-size", "64", str(SIZE)), ("--backbone", "vgg16", "mobilenetv2")])
+@pytest.mark.parametrize("flag,value,saved", [("--image-size", "96", str(SIZE)), ("--backbone", "vgg16", "compact")])
 def test_resume_refuses_a_different_model(trained, aug, flag, value, saved):
     _, result = trained
     code, lines = run_cli("--data", str(aug), "--out", str(result.model_path), "--resume", "--epochs", "9",
@@ -206,6 +420,7 @@ def test_resume_refuses_a_different_model(trained, aug, flag, value, saved):
     (("--out", "model.h5"), "use an --out ending in .keras"),
     (("--lr", "0"), "not a usable learning rate"),
     (("--preprocessing", "zscore"), "unknown preprocessing 'zscore'"),
+    (("--weights", "imagenet", "--backbone", "compact"), "the compact backbone has no ImageNet"),
 ])
 def test_bad_options(aug, tmp_path, args, message):
     defaults = {"--out": str(tmp_path / "m.keras")}
@@ -213,12 +428,6 @@ def test_bad_options(aug, tmp_path, args, message):
     argv = ["--data", str(aug), *[x for k, v in {**defaults, **pairs}.items() for x in (k, v)]]
     code, lines = run_cli(*argv)
     assert code == 2 and len(lines) == 1 and message in lines[0]
-
-
-def test_learning_rate_default_depends_on_the_weights():
-    assert peak_learning_rate(TrainOptions(weights="none")) == config.LEARNING_RATE["scratch"]
-    assert peak_learning_rate(TrainOptions(weights="imagenet")) == config.LEARNING_RATE["pretrained"]
-    assert peak_learning_rate(TrainOptions(weights="imagenet", lr=5e-4)) == 5e-4
 
 
 @pytest.mark.parametrize("command", [["train", "--data"], ["evaluate", "--data"], ["export", "--format", "tflite",

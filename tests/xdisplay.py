@@ -78,9 +78,17 @@ def xdotool(display: str, *args: str) -> None:
     subprocess.run(["xdotool", *args], env=x_env(display), check=True)
 
 
-def screenshot(display: str, path: Path) -> Path | None:
-    """Save the whole screen as an image when ImageMagick is installed (for people debugging a failure)."""
-    if shutil.which("import"):
-        subprocess.run(["import", "-display", display, "-window", "root", str(path)], check=False)
-        return path
-    return None
+def grab(display: str):
+    """The whole screen of `display` as an RGB uint8 array (Pillow's ImageGrab talks to the X server itself)."""
+    import numpy as np
+    from PIL import ImageGrab
+
+    return np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
+
+
+def screenshot(display: str, path: Path) -> Path:
+    """Save the whole screen as an image (for assertions, and for people debugging a failure)."""
+    from PIL import Image
+
+    Image.fromarray(grab(display)).save(path)
+    return path

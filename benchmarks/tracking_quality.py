@@ -1,0 +1,210 @@
+"""Tracking quality on real people: id switches, fragmentation and MOTA (py-motmetrics) against composed ground truth.
+
+    .venv/bin/python benchmarks/tracking_quality.py [--model PATH] [--detections model|truth] [--frames 300]
+                                                    [--seeds 5] [--json]
+
+Composes clips of two real people of ../shared/datasets (their faces cut from their labelme photos with their
+labelled boxes, six photos each shown in turn, so pose and expression change) moving over a real face-free frame
+of a third set (facetracker.demo.crossing_routes): they walk towards each other and cross, the one in front hiding
+part of the other; then the second leaves through the left edge, stays away for a tenth of the clip (1 s at 30 FPS)
+and comes back. Two sizes: 640x480 and 1280x720. Each clip runs through the real `live` loop (run_live, headless:
+reader thread, detector, tracker, drawing) and the shown tracks of every frame are scored with motmetrics against
+the composed truth: a face counts as ground truth while at least half of it shows (inside the frame, not covered by
+the other face); a track matches it at IoU >= 0.5.
+
+--detections model (default): the detector is the model (--model, default: the bundled one).
+--detections truth: no model; the detector replays the true boxes moved by noise, with misses and false
+  positives (facetracker.demo.detections_from_truth), one run per seed: this measures the tracker alone.
+
+Besides the CLEAR-MOT figures it prints what the acceptance criterion counts: frames in which both people are
+tracked (each matched by a shown track) against frames in which both are visible, and the number of distinct ids.
+Leaving and coming back is one GT person: if the tracker gives the returning face a new id (it does after
+config.TRACK_MAX_LOST frames away), motmetrics counts that as one id switch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
+PEOPLE = ("webcam-c", "webcam-j")  # a teenager and a man in a checked shirt (the tests use webcam-d and webcam-e)
+BACKGROUND = "webcam-d"  # its face-free frames: an empty office chair
+SIZES = ((640, 480), (1280, 720))
+FPS = 30.0
+ABSENCE = 0.1  # share of the clip the second person is away (plus the time to walk out and back in)
+MIN_VISIBLE = 0.5
+MIN_IOU = 0.5
+METRICS = ("num_frames", "mota", "motp", "idf1", "num_switches", "num_fragmentations", "num_false_positives",
+           "num_misses", "mostly_tracked", "num_unique_objects")
+
+
+def compose(folder: Path, size: tuple[int, int], frames: int, people: tuple[str, str] = PEOPLE,
+            background_set: str = BACKGROUND):
+    import cv2
+
+    from facetracker.demo import compose_clip, crossing_routes, sprites_from_labelme
+    from facetracker.labels import scan
+
+    found = scan(DATASETS / background_set / "images", DATASETS / background_set / "labels")
+    negative = next(s for s in found.samples if not s.has_face)
+    background = cv2.imread(str(negative.image))
+    height = background.shape[1] * size[1] // size[0]  # cut to the clip's aspect, then scale
+    top = (background.shape[0] - height) // 2
+    background = cv2.resize(background[max(0, top):max(0, top) + height], size, interpolation=cv2.INTER_CUBIC)
+    sprites = [sprites_from_labelme(DATASETS / name) for name in people]
+    path = folder / f"two-people-{size[0]}x{size[1]}.avi"
+    truth = compose_clip(path, background, sprites, crossing_routes(size, ABSENCE), frames, FPS)
+    return path, truth
+
+
+class ReplayDetector:
+    """Replays precomputed detections, one list per real frame (the live loop's black warm-up frames get none)."""
+
+    runtime_name = "truth + noise"
+
+    def __init__(self, per_frame):
+        self.per_frame, self.calls = per_frame, 0
+
+    def detect(self, frame, min_score: float = 0.0):
+        from facetracker.inference import Detection
+
+        if not frame.any():
+            return []
+        found = self.per_frame[self.calls] if self.calls < len(self.per_frame) else []
+        self.calls += 1
+        return [Detection(score, box) for score, box in found]
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union if union > 0 else 0.0
+
+
+def score(truth, tracks_per_frame) -> dict:
+    """motmetrics CLEAR-MOT and identity figures, plus the acceptance counts."""
+    import motmetrics as mm
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    accumulator = mm.MOTAccumulator(auto_id=True)
+    both_visible = both_tracked = 0
+    for faces, tracks in zip(truth, tracks_per_frame):
+        shown = [f for f in faces if f.visible >= MIN_VISIBLE]
+        # motmetrics' own iou_matrix uses np.asfarray, gone in NumPy 2: the distances are computed here.
+        distances = np.full((len(shown), len(tracks)), np.nan)
+        for r, face in enumerate(shown):
+            for c, track in enumerate(tracks):
+                overlap = iou(face.box, track.box)
+                if overlap >= MIN_IOU:
+                    distances[r, c] = 1.0 - overlap
+        accumulator.update([f.person for f in shown], [t.id for t in tracks], distances)
+        if len(shown) == 2:
+            both_visible += 1
+            if tracks:
+                rows, cols = linear_sum_assignment(np.nan_to_num(distances, nan=2.0))
+                both_tracked += sum(distances[r, c] <= 1.0 - MIN_IOU for r, c in zip(rows, cols)) == 2
+    summary = mm.metrics.create().compute(accumulator, metrics=list(METRICS), name="clip")
+    result = {name: float(summary[name].iloc[0]) for name in METRICS}
+    result["ids"] = len({t.id for tracks in tracks_per_frame for t in tracks})
+    result["both_visible"], result["both_tracked"] = both_visible, both_tracked
+    return result
+
+
+def run(clip: Path, truth, detector, threshold: float) -> dict:
+    from facetracker.live import run_live
+
+    started = time.perf_counter()
+    stats = run_live(clip, detector=detector, show=False, keep_tracks=True, threshold=threshold)
+    result = score(truth, stats.tracks)
+    result["fps"], result["seconds"] = stats.fps, time.perf_counter() - started
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="default: the model bundled in the package")
+    parser.add_argument("--detections", choices=("model", "truth"), default="model")
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--seeds", type=int, default=5, help="--detections truth: noise seeds (runs per size)")
+    parser.add_argument("--threshold", type=float, default=None, help="live --threshold (default: config's)")
+    parser.add_argument("--people", default=",".join(PEOPLE), help="the two shared sets whose person walks")
+    parser.add_argument("--background", default=BACKGROUND, help="the shared set whose face-free frame is the room")
+    parser.add_argument("--json", action="store_true", help="print the raw results as JSON lines too")
+    args = parser.parse_args()
+    people = tuple(args.people.split(","))
+    from facetracker import config
+
+    args.threshold = config.THRESHOLD if args.threshold is None else args.threshold
+    if len(people) != 2 or not all((DATASETS / name / "images").is_dir() for name in (*people, args.background)):
+        sys.exit(f"need two --people and a --background among the data sets in {DATASETS} (FACETRACKER_DATASETS)")
+
+    detector, what = None, "ground truth + noise (no model)"
+    if args.detections == "model":
+        from facetracker.inference import Detector
+
+        path = args.model or bundled()
+        detector, what = Detector.load(path), f"model {path}"
+    load_before = os.getloadavg()[0]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tracking-quality-") as tmp:
+        for size in SIZES:
+            clip, truth = compose(Path(tmp), size, args.frames, people, args.background)
+            if detector is not None:
+                results = [run(clip, truth, detector, args.threshold)]
+            else:
+                from facetracker.demo import detections_from_truth
+
+                results = [run(clip, truth, ReplayDetector(detections_from_truth(truth, seed=seed, size=size)),
+                               args.threshold) for seed in range(args.seeds)]
+            for seed, result in enumerate(results):
+                result.update(size=f"{size[0]}x{size[1]}", seed=seed if detector is None else None)
+                rows.append(result)
+                if args.json:
+                    print(json.dumps(result), file=sys.stderr)
+    print(report(rows, what, (load_before, os.getloadavg()[0]), args))
+
+
+def bundled() -> Path:
+    from facetracker.inference import bundled_model_path
+
+    return bundled_model_path(fast=True)
+
+
+def report(rows: list[dict], what: str, load: tuple, args) -> str:
+    from facetracker import config
+
+    command = "python benchmarks/tracking_quality.py" + (f" --model {args.model}" if args.model else "") + \
+              (" --detections truth" if args.detections == "truth" else "") + \
+              (f" --frames {args.frames}" if args.frames != 300 else "") + \
+              (f" --people {args.people}" if args.people != ",".join(PEOPLE) else "") + \
+              (f" --background {args.background}" if args.background != BACKGROUND else "") + \
+              (f" --threshold {args.threshold:g}" if args.threshold != config.THRESHOLD else "")
+    lines = [f"`{command}` — detections: {what}", "",
+             "| clip | seed | MOTA | IDF1 | id switches | fragmentations | false positives | misses | both tracked / "
+             "both visible | distinct ids | mostly tracked | FPS |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        seed = "-" if r["seed"] is None else r["seed"]
+        lines.append(f"| {r['size']} | {seed} | {r['mota']:.3f} | {r['idf1']:.3f} | {r['num_switches']:.0f} "
+                     f"| {r['num_fragmentations']:.0f} | {r['num_false_positives']:.0f} | {r['num_misses']:.0f} "
+                     f"| {r['both_tracked']} / {r['both_visible']} | {r['ids']} "
+                     f"| {r['mostly_tracked']:.0f} of {r['num_unique_objects']:.0f} | {r['fps']:.0f} |")
+    lines += ["", f"{rows[0]['num_frames']:.0f} frames with ground truth per clip; load average before {load[0]:.2f}, "
+                  f"after {load[1]:.2f} on {os.cpu_count()} cores"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""`make bundle`: retrain the bundled model on every shared data set, with the recipe of facetracker/recipe.py.
+
+    .venv/bin/python benchmarks/train_bundle.py [--epochs 60] [--datasets ../shared/datasets] [--out DIR]
+
+Writes DIR/facetracker.keras and its TFLite export DIR/facetracker.tflite (checked against Keras by
+`facetracker export`), plus DIR/facetracker.log.jsonl with one line per epoch. DIR defaults to
+benchmarks/results/bundle/; copy both model files into facetracker/assets/ to ship them. The log is written as
+training goes, so a run in the background can be followed with `tail -f`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from facetracker import config  # noqa: E402
+from facetracker.recipe import RecipeOptions, train_on_sets  # noqa: E402
+
+
+def shared_sets(root: Path) -> list[Path]:
+    sets = sorted(p for p in root.iterdir() if (p / config.IMAGES).is_dir())
+    if not sets:
+        sys.exit(f"error: no labelme data sets (folders with images/) in {root} — pass --datasets")
+    return sets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", type=Path, default=REPO.parent / "shared" / "datasets")
+    parser.add_argument("--epochs", type=int, default=config.RECIPE_EPOCHS)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bundle")
+    args = parser.parse_args()
+
+    sets = shared_sets(args.datasets)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model_path, log = args.out / "facetracker.keras", args.out / "facetracker.log.jsonl"
+    log.unlink(missing_ok=True)
+    started = time.monotonic()
+    print(f"training on {len(sets)} sets for {args.epochs} epochs; progress in {log}", flush=True)
+    train_on_sets(sets, RecipeOptions(out=model_path, epochs=args.epochs, log=log))
+    print(f"trained in {(time.monotonic() - started) / 60:.1f} min: {model_path}", flush=True)
+
+    from facetracker.export import export_model
+
+    result = export_model(model_path, "tflite", data=args.datasets / "webcam-a" / config.IMAGES,
+                          out=args.out / "facetracker.tflite", force=True)
+    print(f"exported {result.path} (largest score difference {result.score_diff:.1e})")
+    print(f"to ship: cp {model_path} {result.path} {REPO / 'facetracker' / 'assets'}/")
+
+
+if __name__ == "__main__":
+    main()

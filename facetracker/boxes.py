@@ -1,0 +1,137 @@
+"""Box geometry of the dense face detector, in one place: letterboxing, the cell grid, target assignment,
+box decoding and non-maximum suppression.
+
+Coordinates: boxes are [x1, y1, x2, y2]. Inside the model they are fractions of the square model input; the
+frame is letterboxed into that square (scaled to fit, aspect kept, centred, grey bars), so a face keeps its
+shape whether the camera is 4:3, 16:9 or portrait. `Letterbox` maps between frame pixels and input fractions.
+
+The detector is anchor-free (FCOS-style): every cell of a stride-8 grid predicts a face logit and its distances
+to the four sides of the face box (left, top, right, bottom), in cells, through exp so they stay positive. A cell
+learns a face when its centre lies in the central part of that face's box; the smallest such face wins ties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facetracker import config
+
+
+# ---------------------------------------------------------------- letterbox (numpy, per frame)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a width x height frame sits in the side x side model input: scaled by `scale`, offset by `pad`."""
+
+    width: int
+    height: int
+    side: int
+
+    @property
+    def scale(self) -> float:
+        return self.side / max(self.width, self.height)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the scaled frame inside the input, at least 1 pixel each."""
+        return max(1, round(self.width * self.scale)), max(1, round(self.height * self.scale))
+
+    @property
+    def pad(self) -> tuple[int, int]:
+        w, h = self.size
+        return (self.side - w) // 2, (self.side - h) // 2
+
+    def to_frame(self, boxes: np.ndarray) -> np.ndarray:
+        """Input fractions (..., 4) -> pixels of the frame, clipped to it."""
+        w, h = self.size
+        px, py = self.pad
+        out = np.asarray(boxes, np.float32) * self.side
+        out[..., 0::2] = np.clip((out[..., 0::2] - px) * (self.width / w), 0, self.width)
+        out[..., 1::2] = np.clip((out[..., 1::2] - py) * (self.height / h), 0, self.height)
+        return out
+
+    def to_input(self, boxes_px: np.ndarray) -> np.ndarray:
+        """Pixels of the frame (..., 4) -> fractions of the model input."""
+        w, h = self.size
+        px, py = self.pad
+        out = np.array(boxes_px, np.float32)
+        out[..., 0::2] = out[..., 0::2] * (w / self.width) + px
+        out[..., 1::2] = out[..., 1::2] * (h / self.height) + py
+        return out / self.side
+
+
+# ---------------------------------------------------------------- the grid (TensorFlow, inside the model)
+
+
+def grid_size(image_size: int, stride: int = config.STRIDE) -> int:
+    return image_size // stride
+
+
+def cell_centers(grid: int):
+    """(grid*grid, 2) x, y centres of the cells as fractions of the input, row by row."""
+    import tensorflow as tf
+
+    steps = (tf.range(grid, dtype=tf.float32) + 0.5) / grid
+    ys, xs = tf.meshgrid(steps, steps, indexing="ij")
+    return tf.reshape(tf.stack([xs, ys], axis=-1), (-1, 2))
+
+
+def decode_boxes(distances, grid: int):
+    """Raw side distances (B, C, 4) -> boxes (B, C, 4) as input fractions.
+
+    The exp is clipped so an untrained head cannot overflow; exp(6) cells is 400 px at 8 px a cell, bigger than
+    any input."""
+    import tensorflow as tf
+
+    sides = tf.exp(tf.clip_by_value(distances, -4.0, 6.0)) / grid
+    centers = cell_centers(grid)[tf.newaxis]
+    return tf.concat([centers - sides[..., :2], centers + sides[..., 2:]], axis=-1)
+
+
+def assign_faces(true_boxes, grid: int, center_radius: float = config.CENTER_RADIUS):
+    """Which cells learn which face.
+
+    true_boxes (B, M, 4) input fractions, rows of zeros are padding. Returns (positive (B, C) float 0/1,
+    matched (B, C, 4) the box each cell regresses). A cell is positive for a face when its centre lies inside the
+    box's central part: within `center_radius` times the half-size of the box from its centre (at least half a cell, so even a face
+    smaller than a cell owns the cell it sits in)."""
+    import tensorflow as tf
+
+    centers = cell_centers(grid)[tf.newaxis, :, tf.newaxis, :]  # (1, C, 1, 2)
+    boxes = tf.cast(true_boxes, tf.float32)[:, tf.newaxis]  # (B, 1, M, 4)
+    box_center = (boxes[..., :2] + boxes[..., 2:]) / 2
+    half = (boxes[..., 2:] - boxes[..., :2]) / 2
+    reach = tf.maximum(half * center_radius, 0.5 / grid)
+    # With center_radius <= 1 a near cell lies inside its box, except for a box smaller than a cell.
+    near = tf.reduce_all(tf.abs(centers - box_center) <= reach + 1e-6, axis=-1)
+    area = tf.reduce_prod(half * 2, axis=-1)  # (B, 1, M)
+    candidate = near & (area > 0)
+    # Among the faces a cell may learn, the smallest: a big face has other cells, a small one may have one.
+    cost = tf.where(candidate, tf.broadcast_to(area, tf.shape(candidate)), tf.float32.max)
+    best = tf.argmin(cost, axis=-1)  # (B, C)
+    positive = tf.cast(tf.reduce_any(candidate, axis=-1), tf.float32)
+    matched = tf.gather(tf.cast(true_boxes, tf.float32), best, batch_dims=1)
+    return positive, matched
+
+
+# ---------------------------------------------------------------- NMS (TensorFlow's own op)
+
+
+def select_faces(scores, boxes, max_faces: int = config.MAX_FACES, iou: float = config.NMS_IOU,
+                 min_score: float = config.MIN_SCORE):
+    """Non-maximum suppression of one image's cells: scores (C,), boxes (C, 4) -> the `max_faces` best faces,
+    (max_faces,) scores sorted high to low and (max_faces, 4) boxes, padded with zeros.
+
+    tf.image.non_max_suppression_with_scores is NonMaxSuppressionV5, a builtin of TFLite and an ONNX operator,
+    so every export carries it."""
+    import tensorflow as tf
+
+    # NMS wants [y1, x1, y2, x2]; which corner comes first does not matter for IoU, so pass xyxy as it is.
+    keep, kept_scores = tf.image.non_max_suppression_with_scores(
+        boxes, scores, max_output_size=max_faces, iou_threshold=iou, score_threshold=min_score)
+    kept_boxes = tf.gather(boxes, keep)
+    missing = max_faces - tf.shape(keep)[0]
+    return (tf.pad(kept_scores, [[0, missing]]), tf.pad(kept_boxes, [[0, missing], [0, 0]]))

@@ -1,0 +1,87 @@
+"""The bundled model's recipe: a FaceTracker trained from scratch on many people's labelme folders at once.
+
+`make bundle` runs it on every shared data set to make facetracker/assets/facetracker.keras, and
+benchmarks/quality.py runs the same recipe with some sets held out, to measure it on people it never saw.
+Unlike `facetracker train` (one person's augment output), it draws fresh random views and mosaics of the photos
+every step (facetracker/data.py: photo_dataset), because a detector for anyone needs far more variety in face
+size, position and light than a fixed set of variants on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from facetracker import config
+from facetracker.errors import FacetrackerError
+
+
+@dataclass
+class RecipeOptions:
+    out: Path
+    epochs: int = config.RECIPE_EPOCHS
+    batch_size: int = config.RECIPE_BATCH_SIZE
+    image_size: int = config.IMAGE_SIZE[config.DEFAULT_BACKBONE]
+    lr: float = config.LEARNING_RATE["scratch"]
+    seed: int = config.SPLIT_SEED
+    log: Path | None = None  # one JSON line per epoch, for long runs in the background
+
+
+def set_samples(set_dir: Path) -> list:
+    """Usable labels.Sample of one labelme folder (images/ + labels/), its face label name found by itself.
+
+    Sets known to leave faces unlabelled (config.SETS_WITH_MISSING_LABELS) give no negatives: teaching a face
+    as background does more harm than the few real negatives do good."""
+    from facetracker.labels import resolve_face_labels, scan
+
+    set_dir = Path(set_dir)
+    face_labels, _ = resolve_face_labels(set_dir / config.LABELS)
+    samples = scan(set_dir / config.IMAGES, set_dir / config.LABELS, face_labels).samples
+    if set_dir.name in config.SETS_WITH_MISSING_LABELS:
+        samples = [s for s in samples if s.has_face]
+    if not any(s.has_face for s in samples):
+        raise FacetrackerError("no labelled face in data set", set_dir, "check its labels/ folder and label names")
+    return samples
+
+
+def train_on_sets(set_dirs: list[Path], opts: RecipeOptions):
+    """Train a new FaceTracker on all photos of `set_dirs` for opts.epochs passes; save it to opts.out."""
+    from facetracker.data import load_photos, photo_dataset
+    from facetracker.model import build_model
+    from facetracker.train import learning_rate_schedule, save_inference_model
+
+    keras.utils.set_random_seed(opts.seed)
+    photos = load_photos([s for d in set_dirs for s in set_samples(d)])
+    steps = max(1, len(photos) // opts.batch_size)
+    dataset = photo_dataset(photos, opts.image_size, opts.batch_size, seed=opts.seed)
+    model = build_model(config.DEFAULT_BACKBONE, image_size=opts.image_size, weights=None,
+                        preprocessing="standardize")
+    model.compile(keras.optimizers.Adam(learning_rate_schedule(opts.lr, opts.epochs, steps)))
+    callbacks = [EpochLog(opts.log, len(photos), opts.out)] if opts.log else []
+    model.fit(dataset, epochs=opts.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0 if opts.log else "auto")
+    save_inference_model(model, opts.out)
+    return model
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Appends {"epoch", "minutes", "photos", losses...} per epoch to a JSONL file (flushed: readable mid-run),
+    and saves the model so far beside `out` (`<out stem>.last.keras`): a long run that is stopped keeps it."""
+
+    def __init__(self, path: Path, photos: int, out: Path):
+        super().__init__()
+        self.path, self.photos, self.started = Path(path), photos, time.monotonic()
+        self.last = Path(out).with_suffix(".last.keras")
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, "minutes": round((time.monotonic() - self.started) / 60, 2), "photos": self.photos}
+        row.update({k: round(float(v), 4) for k, v in (logs or {}).items() if math.isfinite(float(v))})
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        from facetracker.train import save_inference_model
+
+        save_inference_model(self.model, self.last)
