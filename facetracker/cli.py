@@ -208,7 +208,7 @@ def live(
     camera: str = typer.Option("0", help=CAMERA_HELP),
     model: Optional[Path] = typer.Option(None, help="Model .keras/.tflite/.onnx (default: models/facetracker.keras "
                                                     "if it exists, else the bundled model)."),
-    threshold: float = typer.Option(config.THRESHOLD, help="Face score that starts a track (a shown face is kept "
+    threshold: float = typer.Option(config.TRACK_THRESHOLD, help="Face score that starts a track (a shown face is kept "
                                                            f"down to threshold - {config.TRACK_HYSTERESIS_MARGIN:g})."),
     max_faces: int = typer.Option(config.TRACK_MAX_FACES, "--max-faces", help="Track at most this many faces at once."),
     record: Optional[Path] = typer.Option(None, help="Also write the annotated video here (.mp4 or .avi)."),
@@ -356,7 +356,7 @@ def predict(
     force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Allow loading a legacy .h5 model (can run code)."),
 ):
-    """Find the face in images and videos: annotated copies in --out, boxes in pixels in --jsonl."""
+    """Find every face in images and videos: annotated copies in --out, boxes in pixels in --jsonl."""
     from rich.progress import Progress
 
     from facetracker.inference import Detector

@@ -50,14 +50,18 @@ class Sprite:
         return Sprite(cv2.flip(self.image, 1), cv2.flip(self.alpha, 1), (width - x2, y1, width - x1, y2))
 
 
-def cut_sprite(image: np.ndarray, face: Box, margin: float = 0.35) -> Sprite:
+def cut_sprite(image: np.ndarray, face: Box, margin: float = 0.35, below: float | None = None) -> Sprite:
     """The face box of `image` plus `margin` of its size on every side (clipped to the image), with an oval alpha
-    that fades out over the margin: pasted anywhere, it shows no rectangular edge a detector could pick up."""
+    that fades out over the margin: pasted anywhere, it shows no rectangular edge a detector could pick up.
+
+    `below` (a share of the face height) cuts that much under the face instead, with straight soft sides: a head
+    and shoulders, which is how a person appears in a webcam frame (a head floating alone looks like no one)."""
     height, width = image.shape[:2]
     x1, y1, x2, y2 = (float(v) for v in face)
     mx, my = margin * (x2 - x1), margin * (y2 - y1)
+    below_face = my if below is None else below * (y2 - y1)
     left, top = max(0, int(x1 - mx)), max(0, int(y1 - my))
-    right, bottom = min(width, int(math.ceil(x2 + mx))), min(height, int(math.ceil(y2 + my)))
+    right, bottom = min(width, int(math.ceil(x2 + mx))), min(height, int(math.ceil(y2 + below_face)))
     crop = np.ascontiguousarray(image[top:bottom, left:right])
     h, w = crop.shape[:2]
     # Oval alpha: 1 inside the oval the face box encloses, fading to 0 at the crop's edge (the box's corners are
@@ -66,7 +70,12 @@ def cut_sprite(image: np.ndarray, face: Box, margin: float = 0.35) -> Sprite:
     cx, cy = (x1 + x2) / 2 - left, (y1 + y2) / 2 - top
     rx, ry = max(cx, w - cx), max(cy, h - cy)
     inner = min((x2 - x1) / 2 / rx, (y2 - y1) / 2 / ry) if rx > 0 and ry > 0 else 1.0
-    distance = np.sqrt(((xs + 0.5 - cx) / rx) ** 2 + ((ys + 0.5 - cy) / ry) ** 2)
+    if below is not None:  # shoulders: below the face centre only the sides fade
+        ry = max(cy, (y2 - y1) / 2 * (1 + margin))
+        rows = np.minimum(ys + 0.5 - cy, 0.0)
+    else:
+        rows = ys + 0.5 - cy
+    distance = np.sqrt(((xs + 0.5 - cx) / rx) ** 2 + (rows / ry) ** 2)
     alpha = np.clip((1.0 - distance) / max(1e-6, 1.0 - inner), 0.0, 1.0)
     # ...and to 0 at every edge of the crop, also where the photograph's own edge cut the margin short.
     ramp = max(2.0, 0.08 * min(w, h))
@@ -303,7 +312,7 @@ def second_face_path(t: float, size: tuple[int, int] = config.DEMO_SIZE) -> tupl
     width, height = size
     x = width * (0.79 + 0.05 * math.sin(2 * math.pi * 2 * t))
     y = height * (0.5 + 0.2 * math.sin(2 * math.pi * t + math.pi / 2))
-    return x, y, height * 0.27 * (1.0 + 0.12 * math.sin(2 * math.pi * 3 * t))
+    return x, y, height * 0.36 * (1.0 + 0.12 * math.sin(2 * math.pi * 3 * t))
 
 
 def _view_matrix(t: float, size: tuple[int, int]) -> np.ndarray:
@@ -331,7 +340,7 @@ def synthesise_clip(path: Path, seconds: float = config.DEMO_SECONDS, fps: float
     from skimage import data
 
     photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-    copy = cut_sprite(photo, FACE_BOX).mirrored()
+    copy = cut_sprite(photo, FACE_BOX, margin=0.5, below=0.9).mirrored()
     frames = max(2, round(seconds * fps))
     with VideoRecorder(path, fps, force=True) as recorder:
         for i in range(frames):

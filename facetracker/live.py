@@ -87,7 +87,7 @@ class LiveStats:
 
 
 def run_live(source: str | int | Path = "0", model: Path | str | None = None, detector=None,
-             threshold: float = config.THRESHOLD, record: Path | None = None, show: bool | None = None,
+             threshold: float = config.TRACK_THRESHOLD, record: Path | None = None, show: bool | None = None,
              max_frames: int | None = None, mirror: bool = False, smooth: str = config.TRACK_SMOOTHER,
              force: bool = False, live: bool | None = None, keep_tracks: bool = False,
              pace: bool | None = None, stall_seconds: float = config.LIVE_STALL_SECONDS,

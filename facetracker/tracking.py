@@ -10,7 +10,9 @@ track, Hungarian assignment on a box-overlap cost) with ByteTrack's use of low-s
    total cost 1 - DIoU (IoU minus the squared centre distance over the squared diagonal of the enclosing box: an
    IoU cost that still ranks boxes that do not overlap by how far apart they are), with
    `scipy.optimize.linear_sum_assignment`. A pair only matches with DIoU >= `match_diou`; a lost track only comes
-   back on a detection that reaches `threshold`.
+   back on a detection that reaches `threshold`. Each frame a track went unseen adds `miss_penalty` to its costs
+   (DeepSORT's matching cascade, as a bias), so when two faces cross, the hidden one's coasting track does not take
+   the detection of the face in front from that face's own track.
 3. Shown tracks still unmatched may take a low-score detection (`low_score` up to `threshold - margin`) that
    overlaps their prediction closely (DIoU >= `low_match_diou`): a face turning away, blurred or half hidden keeps
    its track instead of blinking off (ByteTrack's second association).
@@ -131,8 +133,7 @@ class KalmanSmoother:
     State [cx, cy, w, h, vcx, vcy, vw, vh], measurement [cx, cy, w, h]. Unlike an EMA it estimates the velocity, so a
     face moving steadily is followed without lag while still-face jitter is averaged away, and the prediction is
     where the next detection of this face is looked for. Only the ratio of process to measurement noise matters for
-    the gain (the measurement noise is 1), so the filter behaves the same at any resolution. A constant-velocity
-    model overshoots a sudden jump; the Tracker restarts the filter on jumps instead."""
+    the gain (the measurement noise is 1), so the filter behaves the same at any resolution."""
 
     def __init__(self, position_noise: float = config.TRACK_KALMAN_POSITION_NOISE,
                  velocity_noise: float = config.TRACK_KALMAN_VELOCITY_NOISE):
@@ -209,12 +210,12 @@ class Tracker:
     update(detections) takes one frame's detections — objects with `.score` and `.box` (x1, y1, x2, y2 pixels),
     such as inference.Detection, or (score, box) pairs — and returns the shown tracks, ordered by id."""
 
-    def __init__(self, threshold: float = config.THRESHOLD, smooth: str = config.TRACK_SMOOTHER,
+    def __init__(self, threshold: float = config.TRACK_THRESHOLD, smooth: str = config.TRACK_SMOOTHER,
                  margin: float = config.TRACK_HYSTERESIS_MARGIN, max_misses: int = config.TRACK_MAX_MISSES,
                  birth_hits: int = config.TRACK_BIRTH_HITS, max_lost: int = config.TRACK_MAX_LOST,
                  max_faces: int = config.TRACK_MAX_FACES, low_score: float = config.TRACK_LOW_SCORE,
                  match_diou: float = config.TRACK_MATCH_DIOU, low_match_diou: float = config.TRACK_LOW_MATCH_DIOU,
-                 reset_iou: float = config.TRACK_RESET_IOU):
+                 miss_penalty: float = config.TRACK_MISS_PENALTY):
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         if max_faces < 1:
@@ -227,7 +228,7 @@ class Tracker:
         self.max_misses, self.birth_hits = max(1, max_misses), max(1, birth_hits)
         self.max_lost, self.max_faces = max(0, max_lost), max_faces
         self.max_cost, self.low_max_cost = 1.0 - match_diou, 1.0 - low_match_diou
-        self.reset_iou = reset_iou
+        self.miss_penalty = miss_penalty
         self.faces: list[_Face] = []
         self.next_id = 1
         self.frames = 0
@@ -284,13 +285,16 @@ class Tracker:
         for r, i in enumerate(tracks):
             face = self.faces[i]
             lost = revive and face.state == LOST
+            # DeepSORT's matching cascade, as a bias: of two tracks that could take a detection, the one seen more
+            # recently does (when two faces cross, the hidden one's track must not take the other's detection).
+            unseen = self.miss_penalty * (face.misses + face.lost_frames)
             for c, j in enumerate(candidates):
                 score, box = dets[j]
                 if lost and score < self.on_threshold:
                     continue  # a lost track only comes back on a detection that could start a face
                 value = 1.0 - diou(face.predicted, box)
                 if value <= max_cost:
-                    cost[r][c] = value
+                    cost[r][c] = value + unseen
                     options += 1
         if not options:
             return
@@ -306,10 +310,10 @@ class Tracker:
             hit[tracks[r]] = True
 
     def _hit(self, face: _Face, box: Box, score: float) -> None:
-        if _iou(face.predicted, box) < self.reset_iou:
-            face.box = face.smoother.start(box)  # a jump: restart there instead of sliding across
-        else:
-            face.box = face.smoother.correct(box)
+        # Never restarted at the new box, even after a big step: a false detection that wins a track for one frame
+        # (while its face is missed) only pulls it part of the way, and the face's next detection still matches.
+        # A real jump beyond the matching gate is a new track, not a slide.
+        face.box = face.smoother.correct(box)
         face.score, face.raw = score, box
         face.misses, face.lost_frames = 0, 0
         face.hits += 1
@@ -403,12 +407,3 @@ def _corners(state: np.ndarray) -> Box:
     cx, cy, w, h = state[:4, 0].tolist()
     w, h = max(w, 0.0), max(h, 0.0)
     return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-
-
-def _iou(a: Box, b: Box) -> float:
-    # One pair of boxes: plain arithmetic is clearer and cheaper than an array op here.
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0

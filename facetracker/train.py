@@ -48,6 +48,7 @@ class TrainOptions:
     weights: str = config.WEIGHTS  # bundled | none | imagenet | PATH (.keras FaceTracker or backbone weights)
     steps_per_epoch: int = config.STEPS_PER_EPOCH  # 0: a full pass over the train split
     freeze_batchnorm: bool = config.FREEZE_BATCHNORM  # when fine-tuning a FaceTracker
+    zoom_share: float = config.TRAIN_ZOOM_SHARE  # training images shown shrunk on a grey canvas (0: none)
     logdir: Path = config.LOGS_DIR
     run_name: str | None = None
     resume: bool = False
@@ -151,7 +152,8 @@ def train(opts: TrainOptions) -> TrainResult:
     image_size = model.image_size if model is not None else start.image_size
     steps = state.steps_per_epoch or epoch_steps(len(train_labels), opts.batch_size, opts.steps_per_epoch)
     # Repeated: an epoch is `steps` batches of an endless shuffled stream, so it may be less than a full pass.
-    train_ds = make_dataset(train_labels, image_size, opts.batch_size, training=True, cache=opts.cache).repeat()
+    train_ds = zoomed_out_views(make_dataset(train_labels, image_size, opts.batch_size, training=True,
+                                             cache=opts.cache), image_size, opts.batch_size, opts.zoom_share).repeat()
     val_ds = make_dataset(val_labels, image_size, opts.batch_size, training=False, cache=opts.cache)
     if model is None:
         with strategy.scope():
@@ -364,6 +366,29 @@ def spread_subset(labels, count: int):
         return labels
     picks = np.unique(np.linspace(0, len(labels) - 1, count).round().astype(int))
     return SplitLabels(labels.name, [labels.paths[i] for i in picks], labels.classes[picks], labels.boxes[picks])
+
+
+def zoomed_out_views(batches, side: int, batch_size: int, share: float = config.TRAIN_ZOOM_SHARE,
+                     zoom=config.TRAIN_ZOOM):
+    """The training batches with `share` of their images replaced by a random zoomed-out view of themselves
+    (facetracker.data.random_view: shrunk by a log-uniform factor in `zoom`, placed anywhere on a grey canvas,
+    flipped, recoloured; boxes follow). One person's frames show faces of one size: without smaller ones, fine-tuning
+    forgets them (config.TRAIN_ZOOM_SHARE)."""
+    if not share:
+        return batches
+    import tensorflow as tf
+
+    from facetracker.data import pad_box_tensor, random_view
+
+    def view(image, boxes):
+        def zoomed():
+            shown, visible = random_view(image, tf.boolean_mask(boxes, boxes[:, 2] > 0), side, zoom)
+            return shown, pad_box_tensor(visible)
+
+        return tf.cond(tf.random.uniform(()) < share, zoomed, lambda: (image, boxes))
+
+    return (batches.unbatch().map(view, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
 
 def _new_model(opts: TrainOptions, start: StartPoint, steps_per_epoch: int):

@@ -3,9 +3,7 @@ multi-face outputs are compared face by face; bad options fail early."""
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 
 import cv2
 import numpy as np
@@ -17,16 +15,6 @@ from facetracker.cli import app
 from facetracker.errors import FacetrackerError
 from facetracker.export import _staging, compare, compare_outputs, default_out, export_model
 from facetracker.inference import Detector, bundled_model_path
-
-
-def bundled_predates_multi_face() -> bool:
-    """True while facetracker/assets/ still holds the single-box model: the multi-face one is being retrained."""
-    with zipfile.ZipFile(bundled_model_path()) as archive:
-        return "max_faces" not in json.loads(archive.read("config.json"))["config"]
-
-
-needs_multi_face_bundle = pytest.mark.skipif(bundled_predates_multi_face(),
-                                             reason="the bundled model is still the single-box one")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +70,6 @@ def test_float_round_trip_within_1e4(fmt, tiny_exports, trained_model, keras_det
     np.testing.assert_allclose(boxes, want_boxes, atol=1e-4)
 
 
-@needs_multi_face_bundle
 @pytest.mark.parametrize("quantize", ["dynamic", "int8"])
 def test_quantized_round_trip(quantize, bundled_exports, keras_detectors, datasets_dir):
     result = bundled_exports("tflite", quantize)  # int8: calibrated on real webcam-b images

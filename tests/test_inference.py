@@ -3,8 +3,6 @@ size, boxes in the frame's pixels."""
 
 from __future__ import annotations
 
-import json
-import zipfile
 
 import cv2
 import numpy as np
@@ -165,13 +163,6 @@ def test_default_model_is_yours_then_the_bundled_one(tmp_path, monkeypatch, trai
     assert resolve_model_path(None) == config.DEFAULT_MODEL
 
 
-def bundled_predates_multi_face() -> bool:
-    """True while facetracker/assets/ still holds the single-box model: the multi-face one is being retrained."""
-    with zipfile.ZipFile(bundled_model_path()) as archive:
-        return "max_faces" not in json.loads(archive.read("config.json"))["config"]
-
-
-@pytest.mark.skipif(bundled_predates_multi_face(), reason="the bundled model is still the single-box one")
 def test_bundled_tflite_is_the_bundled_keras_model(datasets_dir):
     """live/predict/evaluate run the shipped .tflite by default: it must be an export of the shipped .keras."""
     fast = bundled_model_path(fast=True)

@@ -128,7 +128,8 @@ def test_low_score_detections_keep_a_shown_face_but_never_start_one():
     assert all(only(f).id == 1 for f in frames[1:]), "low-score detections on the track keep it"
     elsewhere = one_face(Tracker(max_misses=3), [0.9] * 10 + [0.2] * 10, [FACE] * 10 + [OTHER] * 10)
     assert [len(f) for f in elsewhere[10:]] == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0], "...but not far from it"
-    assert not any(one_face(Tracker(), [0.3] * 20, [FACE] * 20)), "a low score never starts a face"
+    below = config.TRACK_THRESHOLD - 0.05
+    assert not any(one_face(Tracker(), [below] * 20, [FACE] * 20)), "a low score never starts a face"
 
 
 def test_a_face_that_leaves_is_hidden_within_max_misses():
@@ -148,7 +149,7 @@ def test_a_face_back_where_it_was_within_max_lost_gets_its_old_id_later_a_new_on
     assert back_late[60] == [] and [t.id for f in back_late[61:] for t in f] == [2] * 4
     assert tracker.tracks_seen == 2
     # A lost face is only taken back by a detection that could start one (>= threshold).
-    weak_return = one_face(Tracker(max_lost=30), [0.9] * 20 + [0.0] * 10 + [0.4] * 5,
+    weak_return = one_face(Tracker(max_lost=30), [0.9] * 20 + [0.0] * 10 + [config.TRACK_THRESHOLD - 0.05] * 5,
                            [FACE] * 20 + [None] * 10 + [FACE] * 5)
     assert not any(weak_return[30:])
 

@@ -195,6 +195,29 @@ def test_validation_uses_an_evenly_spread_subset():
     assert spread_subset(labels, 2000) is labels
 
 
+def test_zoomed_out_views_shrink_images_and_their_boxes_together():
+    import tensorflow as tf
+
+    from facetracker.train import zoomed_out_views
+
+    image = np.full((64, 64, 3), 30, np.float32)
+    image[16:48, 8:40] = 220  # a bright "face" exactly where its box is
+    boxes = np.zeros((config.MAX_BOXES, 4), np.float32)
+    boxes[0] = [8 / 64, 16 / 64, 40 / 64, 48 / 64]
+    batches = tf.data.Dataset.from_tensors((image, boxes)).repeat(24).batch(8)
+    assert zoomed_out_views(batches, 64, 8, share=0) is batches
+    widths = []
+    for views, view_boxes in zoomed_out_views(batches, 64, 8, share=1.0, zoom=(0.3, 0.9)):
+        assert views.shape == (8, 64, 64, 3) and view_boxes.shape == (8, config.MAX_BOXES, 4)
+        for view, box in zip(views.numpy(), view_boxes.numpy()):
+            x1, y1, x2, y2 = (box[0] * 64).round().astype(int)
+            assert (box[1:] == 0).all() and 0 <= x1 < x2 <= 64 and 0 <= y1 < y2 <= 64
+            inside = view[y1 + 1:y2 - 1, x1 + 1:x2 - 1].mean()
+            assert inside > view.mean(), "the box still holds the bright face"
+            widths.append(x2 - x1)
+    assert max(widths) <= 32 * 0.9 + 1 and min(widths) >= 32 * 0.3 - 1, "the face shrank with the image"
+
+
 def test_eta_counts_the_steps_and_validations_left():
     progress = EpochProgress(RunState(run_name="x", epochs=10), steps=25, val_steps=20)
     progress.epochs, progress.step_seconds, progress.val_seconds, progress.overhead_seconds = 10, 0.2, 2.0, 0.5
