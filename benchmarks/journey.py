@@ -1,6 +1,6 @@
 """A new user's whole journey on one person's frames, with every default: split -> augment -> train --epochs 40.
 
-    .venv/bin/python benchmarks/journey.py                      # webcam-r, webcam-g, caltech-faces (~35 min each)
+    .venv/bin/python benchmarks/journey.py                      # webcam-r, webcam-g, caltech-faces (~15-30 min each)
     .venv/bin/python benchmarks/journey.py --people webcam-v    # any shared sets, one journey each
     .venv/bin/python benchmarks/journey.py --bundled benchmarks/results/bundle/facetracker.keras   # before shipping it
     .venv/bin/python benchmarks/journey.py --quick              # smoke run (~5 min): tiny augment and epochs

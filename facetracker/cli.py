@@ -283,6 +283,13 @@ def train(
     train_batchnorm: bool = typer.Option(not config.FREEZE_BATCHNORM, "--train-batchnorm/--freeze-batchnorm",
                                          help="Fine-tuning a FaceTracker: also update its BatchNorm statistics "
                                               "(default: kept, it then forgets less of other people)."),
+    freeze_backbone: bool = typer.Option(config.FREEZE_BACKBONE, "--freeze-backbone/--train-backbone",
+                                         help="Fine-tuning a FaceTracker: train only its neck and head (default: "
+                                              "the whole network, BatchNorm aside)."),
+    blend: float = typer.Option(config.FINETUNE_BLEND, min=0.0, max=1.0,
+                                help="Fine-tuning a FaceTracker: the saved model goes this share of the way from the "
+                                     "starting weights to the fine-tuned ones (1: fine-tuned only; less forgets less "
+                                     "of other people and learns less of yours)."),
     logdir: Path = typer.Option(config.LOGS_DIR, help="TensorBoard folder (view with: tensorboard --logdir logs)."),
     out: Path = typer.Option(config.DEFAULT_MODEL, help="Where the best model (.keras) is saved."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run saved beside --out."),
@@ -311,7 +318,7 @@ def train(
         alpha=alpha, lr=lr, weights=weights, logdir=logdir, run_name=run_name, resume=resume, force=force,
         unsafe=unsafe, patience=patience, strategy=strategy, class_weight=class_weight, box_weight=box_weight,
         box_loss=box_loss, preprocessing=preprocessing, steps_per_epoch=steps_per_epoch,
-        freeze_batchnorm=not train_batchnorm))
+        freeze_batchnorm=not train_batchnorm, freeze_backbone=freeze_backbone, blend=blend))
     Console().print(summary_table(result))
 
 

@@ -48,6 +48,8 @@ class TrainOptions:
     weights: str = config.WEIGHTS  # bundled | none | imagenet | PATH (.keras FaceTracker or backbone weights)
     steps_per_epoch: int = config.STEPS_PER_EPOCH  # 0: a full pass over the train split
     freeze_batchnorm: bool = config.FREEZE_BATCHNORM  # when fine-tuning a FaceTracker
+    freeze_backbone: bool = config.FREEZE_BACKBONE  # when fine-tuning a FaceTracker: train the neck and head only
+    blend: float = config.FINETUNE_BLEND  # fine-tuning: --out = start + blend x (fine-tuned - start)
     zoom_share: float = config.TRAIN_ZOOM_SHARE  # training images shown shrunk on a grey canvas (0: none)
     logdir: Path = config.LOGS_DIR
     run_name: str | None = None
@@ -105,6 +107,9 @@ class RunState:
     start: str = ""  # where the weights came from: "bundled model (path)", "scratch", "imagenet", a file
     steps_per_epoch: int = 0
     frozen_batchnorm: bool = False
+    frozen_backbone: bool = False
+    start_path: str = ""  # the FaceTracker file fine-tuned (its weights are blended into every saved model)
+    blend: float = 1.0
 
     def save(self, path: Path) -> None:
         state = asdict(self)
@@ -160,8 +165,9 @@ def train(opts: TrainOptions) -> TrainResult:
             model = _new_model(opts, start, steps)
         state.start, state.steps_per_epoch = start.describe(), steps
         state.frozen_batchnorm = bool(start.facetracker and opts.freeze_batchnorm)
-        if state.frozen_batchnorm:
-            freeze_batchnorm(model)
+        state.frozen_backbone = bool(start.facetracker and opts.freeze_backbone)
+        state.start_path, state.blend = (str(start.path), opts.blend) if start.facetracker else ("", 1.0)
+        freeze(model, state)
     if isinstance(strategy, tf_multiworker()):
         _skip_symbolic_build(model)
         _fix_keras_multiworker_logs()
@@ -172,7 +178,7 @@ def train(opts: TrainOptions) -> TrainResult:
     logdir = opts.logdir / state.run_name
     ensure_writable_dir(paths.ckpt_dir)
     # Only the chief writes (TensorBoard, checkpoints, progress): other workers would clobber its files.
-    callbacks = [Checkpointer(paths, state, opts.patience, chief)]
+    callbacks = [Checkpointer(paths, state, opts.patience, chief, start_weights(state, paths, opts.unsafe))]
     if chief:
         callbacks[:0] = [keras.callbacks.TensorBoard(log_dir=str(logdir), update_freq="epoch", write_graph=False),
                          PredictionImages(val_labels, image_size, logdir / "validation", every=opts.image_every)]
@@ -212,6 +218,9 @@ def _check_outputs(opts: TrainOptions, paths: RunPaths) -> None:
     if opts.backbone is not None:
         check_backbone(opts.backbone)
     pick_preprocessing(opts.preprocessing, opts.backbone or config.DEFAULT_BACKBONE, opts.weights)
+    if not 0 < opts.blend <= 1:
+        raise FacetrackerError(f"--blend {opts.blend:g} is not in (0, 1]", None,
+                               "use 1 for the fine-tuned weights alone, less to keep more of the starting model")
     if opts.steps_per_epoch < 0:
         raise FacetrackerError(f"--steps-per-epoch {opts.steps_per_epoch} is negative", None,
                                "use 0 for a full pass over the train split, or a number of steps")
@@ -418,6 +427,28 @@ def peak_learning_rate(opts: TrainOptions) -> float:
     return config.LEARNING_RATE["finetune" if starts_from_facetracker(opts.weights) else "pretrained"]
 
 
+def start_weights(state: RunState, paths: RunPaths, unsafe: bool = False):
+    """The starting model's weights when the saved models blend them in (fine-tuning with blend < 1), else None.
+    Read from the file, so a resumed run blends with the same start."""
+    if not state.start_path or state.blend >= 1:
+        return None
+    from facetracker.model import load_model
+
+    path = Path(state.start_path)
+    if not path.is_file():
+        raise FacetrackerError("the model this run started from is gone", path,
+                               "put it back to resume, or start again with --force")
+    return load_model(path, unsafe=unsafe).get_weights()
+
+
+def freeze(model, state: RunState) -> None:
+    """What the run keeps frozen (recorded in its state, so --resume freezes the same)."""
+    if state.frozen_batchnorm:
+        freeze_batchnorm(model)
+    if state.frozen_backbone:
+        model.backbone.trainable = False
+
+
 def freeze_batchnorm(model) -> None:
     """Every BatchNormalization layer in inference mode with its statistics, scale and offset kept (Keras runs a
     non-trainable BatchNorm in inference mode). Fine-tuning on one person's room would otherwise replace the
@@ -442,18 +473,21 @@ def _resume_model(opts: TrainOptions, paths: RunPaths, state: RunState):
         if asked is not None and asked != saved:
             raise FacetrackerError(f"{flag} {asked} does not match the checkpoint ({saved})", paths.last,
                                    f"drop {flag} to resume, or start again with --force")
-    if state.frozen_batchnorm:
-        freeze_batchnorm(model)
+    freeze(model, state)
     return model
 
 
 # ---- saving -------------------------------------------------------------------------------------------------
-def save_inference_model(model, path: Path) -> None:
-    """Save weights + architecture without optimizer state (a few MB), atomically."""
+def save_inference_model(model, path: Path, start_weights=None, blend: float = 1.0) -> None:
+    """Save weights + architecture without optimizer state (a few MB), atomically. With `start_weights`, the
+    weights saved are start + blend x (model - start): a weight-space blend with the model fine-tuning started from."""
     from facetracker.model import FaceTracker
 
     clean = FaceTracker.from_config(model.get_config())
-    clean.set_weights(model.get_weights())
+    weights = model.get_weights()
+    if start_weights is not None and blend != 1:
+        weights = [start + blend * (now - start) for start, now in zip(start_weights, weights)]
+    clean.set_weights(weights)
     with atomic_path(path) as tmp:
         clean.save(tmp)
 
@@ -469,9 +503,10 @@ class Checkpointer(keras.callbacks.Callback):
     """After each epoch: record history, save the best model (by val loss) to --out and the last checkpoint,
     and stop after `patience` epochs without improvement. Keeps its counters in RunState so --resume goes on."""
 
-    def __init__(self, paths: RunPaths, state: RunState, patience: int, chief: bool = True):
+    def __init__(self, paths: RunPaths, state: RunState, patience: int, chief: bool = True, start_weights=None):
         super().__init__()
         self.paths, self.state, self.patience, self.chief = paths, state, patience, chief
+        self.start_weights = start_weights  # fine-tuning: blended into the saved best model (state.blend)
         self._epoch_started = time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -487,7 +522,7 @@ class Checkpointer(keras.callbacks.Callback):
         if val_loss < self.state.best_val_loss:
             self.state.best_val_loss, self.state.best_epoch, self.state.wait = val_loss, epoch + 1, 0
             if self.chief:
-                save_inference_model(self.model, self.paths.out)
+                save_inference_model(self.model, self.paths.out, self.start_weights, self.state.blend)
         else:
             self.state.wait += 1
         if self.patience and self.state.wait >= self.patience:
@@ -589,6 +624,8 @@ def describe_run(state: RunState, model, train_count: int, val_count: int, batch
     """The line printed before training starts: where it starts, what it trains on, how long an epoch is."""
     start = f"resuming ({state.start}) after epoch {state.epoch}" if state.epoch else state.start
     frozen = ", BatchNorm frozen" if state.frozen_batchnorm else ""
+    frozen += ", backbone frozen" if state.frozen_backbone else ""
+    frozen += f", saved blended {state.blend:g} with the start" if state.start_path and state.blend < 1 else ""
     devices = f" on {replicas} devices" if replicas > 1 else ""
     return (f"{start} ({model.backbone_name} {model.image_size} px{frozen}){devices}: {train_count} train and "
             f"{val_count} validation images; {state.epochs} epochs of {state.steps_per_epoch} steps of "
@@ -700,7 +737,8 @@ def summary_table(result: TrainResult):
         ("best epoch", f"{state.best_epoch} (val loss {state.best_val_loss:.4f})" if state.best_epoch else "-"),
         ("last train", _metrics_line(last, "")),
         ("last validation", _metrics_line(last, "val_")),
-        ("model", str(result.model_path)),
+        ("model", str(result.model_path) + (f" (the best epoch's weights blended {state.blend:g} with the start's)"
+                                            if state.start_path and state.blend < 1 else "")),
         ("loss curves", str(result.curve_path or "-")),
         ("TensorBoard", f"tensorboard --logdir {result.logdir.parent}"),
     ]

@@ -76,12 +76,13 @@ def faces(tmp_path_factory, datasets_dir):
 
 @pytest.fixture(scope="module")
 def trained(aug, tmp_path_factory):
-    """One real training run from scratch: the same handful of images for 3 epochs x 7 steps."""
+    """One real training run from scratch: the same handful of images for 3 epochs x 7 steps (as they are: no
+    zoomed-out views, so the loss measures fitting them)."""
     keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("run")
     opts = TrainOptions(data=aug, out=root / "models" / "ft.keras", epochs=3, batch_size=2, image_size=SIZE,
                         weights="none", lr=2e-3, logdir=root / "logs", run_name="test", image_every=3, verbose=0,
-                        patience=0)
+                        patience=0, zoom_share=0)
     return opts, train(opts)
 
 
@@ -141,6 +142,30 @@ def test_fine_tuning_starts_from_the_bundled_weights(finetuned, bundled):
         else:
             moved += not same
     assert kept > 0 and moved > 0
+
+
+def test_the_saved_model_blends_the_fine_tuned_weights_with_the_start(finetuned, bundled):
+    opts, result, _ = finetuned
+    state = result.state
+    assert state.start_path == str(bundled) and state.blend == config.FINETUNE_BLEND < 1
+    start = [np.asarray(w) for w in load_model(bundled).get_weights()]
+    saved = [np.asarray(w) for w in load_model(result.model_path).get_weights()]
+    if state.best_epoch == state.epoch:  # the best epoch is the last: its raw weights are in the checkpoint
+        last = [np.asarray(w) for w in load_model(opts.out.parent / "ft.ckpt" / "last.keras").get_weights()]
+        for s, w, b in zip(start, saved, last):
+            np.testing.assert_allclose(w, s + config.FINETUNE_BLEND * (b - s), rtol=1e-5, atol=1e-6)
+    assert any(not np.array_equal(s, w) for s, w in zip(start, saved)), "the saved model moved from the start"
+
+
+def test_save_inference_model_blends_weights(trained_model, tmp_path):
+    from facetracker.train import save_inference_model
+
+    start = load_model(trained_model)
+    moved = load_model(trained_model)
+    moved.set_weights([w + 1.0 for w in moved.get_weights()])
+    save_inference_model(moved, tmp_path / "blend.keras", start.get_weights(), 0.25)
+    for a, b in zip(start.get_weights(), load_model(tmp_path / "blend.keras").get_weights()):
+        np.testing.assert_allclose(b, a + 0.25, rtol=1e-6, atol=1e-6)
 
 
 def test_fine_tuned_model_reloads_safely_and_detects(finetuned, faces):
