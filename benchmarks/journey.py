@@ -232,9 +232,12 @@ def fmt(value, digits: int = 3) -> str:
 
 
 def table(results: list[dict], command: str) -> str:
-    lines = [f"Command: `{command}` — {results[0]['cores']} CPU cores, "
-             f"{', '.join(r['started'] for r in results[:1])}; bundled model `{Path(results[0]['bundled']).name}` "
-             f"(sha256 {file_key(Path(results[0]['bundled'])) if Path(results[0]['bundled']).exists() else '?'}).",
+    bundled = Path(results[0]["bundled"])
+    lines = [f"Command: `{command}` — {results[0]['cores']} CPU cores, started {results[0]['started']}; bundled "
+             f"model `{bundled.name}` (sha256 {file_key(bundled) if bundled.exists() else '?'}...). Minutes: the "
+             "`train` command (in brackets with `split` and `augment`). Targets met: own AP@0.5 >= 0.98 and IoU >= "
+             "0.80, others' mean AP@0.5 within 0.03 of the bundled model's (the difference in brackets), train <= 15 "
+             "min.",
              "",
              "| person | frames (train / val / test) | model | minutes: train (with split + augment) "
              "| own test AP@0.5 | own test mean IoU | other people: mean AP@0.5 (worst set) | other people: mean IoU "
@@ -242,7 +245,8 @@ def table(results: list[dict], command: str) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         split = r.get("split", {})
-        frames = f"{r.get('images', '?')} ({split.get('train', '?')} / {split.get('val', '?')} / {split.get('test', '?')})"
+        parts = " / ".join(str(split.get(part, "?")) for part in config.SPLITS)
+        frames = f"{r.get('images', '?')} ({parts})"
         for label in MODELS:
             m = r["models"].get(label)
             if not m:
@@ -251,9 +255,10 @@ def table(results: list[dict], command: str) -> str:
             met = ""
             if label == "finetuned" and "targets" in r:
                 t = r["targets"]
-                met = "-" if t["all"] is None else "**yes**" if t["all"] else "no: " + ", ".join(k for k in ("own_ap50", "own_mean_iou",
-                                                                               "others_within", "train_minutes")
-                                                                      if not t[k])
+                missed = [k for k in ("own_ap50", "own_mean_iou", "others_within", "train_minutes") if not t.get(k)]
+                met = "-" if t["all"] is None else "**yes**" if t["all"] else "no: " + ", ".join(missed)
+                if t.get("others_ap_drop") is not None:
+                    met += f" ({-t['others_ap_drop']:+.3f})"
             name = {"finetuned": "fine-tuned (default)", "scratch": "from scratch (`--weights none`)",
                     "bundled": "bundled, untouched"}[label]
             lines.append(f"| {r['person']} | {frames} | {name} | {minutes} | {fmt(m['own']['ap50'])} "

@@ -80,7 +80,9 @@ def from_scratch(weights) -> bool:
 def starts_from_facetracker(weights) -> bool:
     """True when training starts from a whole FaceTracker: the bundled model or a `.keras` file (backbone, neck
     and head), rather than from a backbone's weights (imagenet, a keras.applications file) or from scratch."""
-    return not from_scratch(weights) and (str(weights).lower() == BUNDLED or Path(str(weights)).suffix.lower() == ".keras")
+    if from_scratch(weights):
+        return False
+    return str(weights).lower() == BUNDLED or Path(str(weights)).suffix.lower() == ".keras"
 
 
 def pick_preprocessing(choice: str, backbone: str, weights) -> str:

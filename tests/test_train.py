@@ -26,7 +26,7 @@ from conftest import REPO, copy_dataset
 from facetracker import config
 from facetracker.cli import app
 from facetracker.errors import FacetrackerError
-from facetracker.model import FaceTracker, bundled_model_file, build_model, load_model, start_model_config
+from facetracker.model import FaceTracker, bundled_model_file, load_model, start_model_config
 from facetracker.train import (EpochProgress, RunState, TrainOptions, epoch_steps, peak_learning_rate, spread_subset,
                                train)
 
@@ -76,11 +76,11 @@ def faces(tmp_path_factory, datasets_dir):
 
 @pytest.fixture(scope="module")
 def trained(aug, tmp_path_factory):
-    """One real training run from scratch: the same handful of images for 3 epochs x 7 steps (as they are: no
-    zoomed-out views, so the loss measures fitting them)."""
+    """One real training run from scratch: the same handful of images for 5 epochs x 7 steps (as they are: no
+    zoomed-out views, so the loss measures fitting them; 3 epochs fell short of the 30 % drop on some runs)."""
     keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("run")
-    opts = TrainOptions(data=aug, out=root / "models" / "ft.keras", epochs=3, batch_size=2, image_size=SIZE,
+    opts = TrainOptions(data=aug, out=root / "models" / "ft.keras", epochs=5, batch_size=2, image_size=SIZE,
                         weights="none", lr=2e-3, logdir=root / "logs", run_name="test", image_every=3, verbose=0,
                         patience=0, zoom_share=0)
     return opts, train(opts)
@@ -255,7 +255,7 @@ def test_eta_counts_the_steps_and_validations_left():
 def test_training_from_scratch_overfits_a_handful_of_real_images(trained):
     _, result = trained
     history = result.state.history
-    assert len(history["loss"]) == 3 and result.state.epoch == 3
+    assert len(history["loss"]) == 5 and result.state.epoch == 5
     assert result.state.start == "training from scratch" and not result.state.frozen_batchnorm
     assert history["loss"][-1] < 0.7 * history["loss"][0], history["loss"]
     assert history["box_loss"][-1] < history["box_loss"][0]
@@ -279,7 +279,7 @@ def test_run_writes_loss_curves_checkpoint_and_tensorboard_logs(trained):
     opts, result = trained
     assert result.curve_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     state = json.loads((result.model_path.parent / "ft.ckpt" / "state.json").read_text())
-    assert state["epoch"] == 3 and state["run_name"] == "test" and state["steps_per_epoch"] == 7
+    assert state["epoch"] == 5 and state["run_name"] == "test" and state["steps_per_epoch"] == 7
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tags = {}
@@ -372,7 +372,8 @@ def test_a_mismatched_weights_file_stops_with_one_line(case, trained_model, aug,
     if case == "size":
         extra, message = ["--image-size", "96"], f"--image-size 96 does not match the starting model ({SIZE})"
     elif case == "backbone":
-        extra, message = ["--backbone", "mobilenetv2"], "--backbone mobilenetv2 does not match the starting model (compact)"
+        extra = ["--backbone", "mobilenetv2"]
+        message = "--backbone mobilenetv2 does not match the starting model (compact)"
     elif case == "preprocessing":
         extra, message = ["--preprocessing", "tf"], "--preprocessing tf does not match the starting model (standardize)"
     elif case == "missing":
