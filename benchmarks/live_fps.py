@@ -321,6 +321,7 @@ def profile_stages(detector, video: Path, frames: int, truth: bool = False) -> d
     replay = json.loads(video.with_suffix(".truth.json").read_text()) if truth else None
     totals = dict.fromkeys(("decode", "preprocess", "invoke", "detections", "track", "draw", "encode"), 0.0)
     inputs = np.empty((1, detector.image_size, detector.image_size, 3), np.float32)
+    prepare = detector.preparer()
     writer = None
     count = 0
     for i in range(frames):
@@ -329,7 +330,8 @@ def profile_stages(detector, video: Path, frames: int, truth: bool = False) -> d
         if not ok:
             break
         t1 = time.perf_counter()
-        layout = detector.preprocess(frame, inputs[0])
+        pixels, layout = prepare(frame)
+        inputs[0] = pixels
         t2 = time.perf_counter()
         scores, boxes = detector.runtime.run(inputs)
         t3 = time.perf_counter()

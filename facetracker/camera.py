@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -92,6 +92,7 @@ class Frame(NamedTuple):
     image: np.ndarray  # BGR
     index: int  # position in the source (0-based); gaps mean dropped frames
     captured: float  # time.perf_counter() right after decoding
+    prepared: object = None  # what the reader's `prepare` made of the image (e.g. the model input), if any
 
 
 class FrameReader:
@@ -101,12 +102,17 @@ class FrameReader:
     counted, so slow inference shows the present instead of falling further and further behind.
     Not live (a video file): every frame, in order, through a small bounded queue (the thread waits for the consumer).
 
+    prepare: an optional function image -> (image, prepared) run in the reader thread on every frame, so work
+    that needs only the frame (mirroring, resizing it for the model) overlaps the model running on the previous one.
+
     read() returns the next Frame, None at the end of a file, or raises SourceEnded when a live source stops
-    delivering (read fails, or nothing arrives for `stall_seconds`). The reader owns the capture and releases it."""
+    delivering (read fails, or nothing arrives for `stall_seconds`). An error raised by `prepare` is raised by
+    read(). The reader owns the capture and releases it."""
 
     def __init__(self, capture: cv2.VideoCapture, source: str | int | Path, live: bool | None = None,
-                 queue_frames: int = 8, stall_seconds: float = 5.0):
-        self.capture, self.source = capture, source
+                 queue_frames: int = 8, stall_seconds: float = 5.0,
+                 prepare: Callable[[np.ndarray], tuple[np.ndarray, object]] | None = None):
+        self.capture, self.source, self.prepare = capture, source, prepare
         self.live = is_live(source) if live is None else live
         self.queue_frames, self.stall_seconds = max(1, queue_frames), stall_seconds
         self.delivered = 0  # frames decoded from the source
@@ -127,14 +133,26 @@ class FrameReader:
     def _run(self) -> None:
         while not self._stop:
             ok, image = self.capture.read()
+            captured, prepared = time.perf_counter(), None
+            if ok and image is not None and self.prepare is not None:
+                try:
+                    image, prepared = self.prepare(image)
+                except Exception as exc:  # handed to the consumer: read() raises it
+                    self._finish(exc)
+                    return
             with self._changed:
                 if not ok or image is None:
                     self._ended = self._end_of_source()
                     self._changed.notify_all()
                     return
-                self._store(Frame(image, self.delivered, time.perf_counter()))
+                self._store(Frame(image, self.delivered, captured, prepared))
                 self.delivered += 1
                 self._changed.notify_all()
+
+    def _finish(self, ended: BaseException) -> None:
+        with self._changed:
+            self._ended = ended
+            self._changed.notify_all()
 
     def _end_of_source(self) -> BaseException:
         if self.live or self.delivered == 0:

@@ -251,6 +251,38 @@ def resolve_model_path(path: Path | str | None, fast: bool = True) -> Path:
     return bundled_model_path(fast)
 
 
+class FramePreparer:
+    """Letterboxes BGR frames into the model's square input: RGB pixels 0..255 (uint8), aspect kept, grey bars.
+
+    One per thread: its resize buffers are reused from frame to frame (a video's frames all share one size). The
+    live loop gives one to its reader thread, so frames are resized while the model runs on the previous one."""
+
+    def __init__(self, side: int):
+        self.side = side
+        self._pixels = np.full((side, side, 3), config.AUG_BORDER_FILL, np.uint8)
+        self._layout: tuple[Letterbox, object] | None = None  # (Letterbox, resize function) of the last frame size
+
+    def letterbox(self, frame_bgr: np.ndarray) -> Letterbox:
+        """Where this frame sits in the model input (cached per frame size)."""
+        height, width = frame_bgr.shape[:2]
+        if self._layout is None or (self._layout[0].width, self._layout[0].height) != (width, height):
+            layout = Letterbox(width, height, self.side)
+            self._layout = (layout, make_resizer(config.RESIZE_INTERPOLATION, layout.size))
+            self._pixels[...] = config.AUG_BORDER_FILL  # the bars of the new size; the picture is redrawn per frame
+        return self._layout[0]
+
+    def __call__(self, frame_bgr: np.ndarray, copy: bool = True) -> tuple[np.ndarray, Letterbox]:
+        """(pixels (side, side, 3) uint8 RGB, letterbox) for one frame; the letterbox maps the model's boxes back
+        to the frame. copy=False returns this preparer's own buffer, overwritten by the next call."""
+        _check_frame(frame_bgr)
+        layout = self.letterbox(frame_bgr)
+        (w, h), (x, y) = layout.size, layout.pad
+        picture = self._pixels[y:y + h, x:x + w]
+        self._layout[1](frame_bgr, picture)
+        cv2.cvtColor(picture, cv2.COLOR_BGR2RGB, dst=picture)  # after resizing: fewer pixels to swap
+        return (self._pixels.copy() if copy else self._pixels), layout
+
+
 class Detector:
     """Finds every face in BGR frames of any size with any runtime. Build it with `load` or `from_model`."""
 
@@ -258,10 +290,8 @@ class Detector:
         self.runtime = runtime
         self.source = source
         self.image_size: int = runtime.image_size
-        side = self.image_size
-        self._pixels = np.full((side, side, 3), config.AUG_BORDER_FILL, np.uint8)  # reused: no allocation per frame
-        self._input = np.empty((1, side, side, 3), np.float32)
-        self._layout = None  # (Letterbox, resize function) of the last frame size seen
+        self._prepare = FramePreparer(self.image_size)
+        self._input = np.empty((1, self.image_size, self.image_size, 3), np.float32)  # reused: no allocation
 
     @property
     def runtime_name(self) -> str:
@@ -296,29 +326,21 @@ class Detector:
         return cls(KerasRuntime(model), source)
 
     def letterbox(self, frame_bgr: np.ndarray) -> Letterbox:
-        """Where this frame sits in the model input (cached per frame size: a video's frames all share one)."""
-        height, width = frame_bgr.shape[:2]
-        if self._layout is None or (self._layout[0].width, self._layout[0].height) != (width, height):
-            layout = Letterbox(width, height, self.image_size)
-            self._layout = (layout, make_resizer(config.RESIZE_INTERPOLATION, layout.size))
-            self._pixels[...] = config.AUG_BORDER_FILL  # the bars of the new size; the picture is redrawn per frame
-        return self._layout[0]
+        """Where this frame sits in the model input."""
+        return self._prepare.letterbox(frame_bgr)
 
-    def preprocess(self, frame_bgr: np.ndarray, out: np.ndarray) -> Letterbox:
-        """Write the model input for one frame into `out` (side, side, 3) float32: RGB pixels 0..255, the frame
-        letterboxed into the square. Returns the letterbox, which maps the model's boxes back to the frame."""
-        layout = self.letterbox(frame_bgr)
-        (w, h), (x, y) = layout.size, layout.pad
-        picture = self._pixels[y:y + h, x:x + w]
-        self._layout[1](frame_bgr, picture)
-        cv2.cvtColor(picture, cv2.COLOR_BGR2RGB, dst=picture)  # after resizing: fewer pixels to swap
-        out[...] = self._pixels
-        return layout
+    def preparer(self) -> FramePreparer:
+        """A FramePreparer of this model's input side for another thread (see detect_prepared)."""
+        return FramePreparer(self.image_size)
 
     def detect(self, frame_bgr: np.ndarray, min_score: float = config.MIN_SCORE) -> list[Detection]:
         """Every face scoring at least `min_score` in one BGR uint8 frame, best first, boxes in its pixels."""
-        _check_frame(frame_bgr)
-        layout = self.preprocess(frame_bgr, self._input[0])
+        return self.detect_prepared(*self._prepare(frame_bgr, copy=False), min_score=min_score)
+
+    def detect_prepared(self, pixels: np.ndarray, layout: Letterbox,
+                        min_score: float = config.MIN_SCORE) -> list[Detection]:
+        """detect() for a frame already letterboxed by a FramePreparer: (pixels, layout) as it returned them."""
+        self._input[0] = pixels
         scores, boxes = self.runtime.run(self._input)
         return to_detections(scores[0], boxes[0], layout, min_score)
 
@@ -333,8 +355,7 @@ class Detector:
         """The float32 (N, side, side, 3) batch the model sees for these BGR frames."""
         batch = np.empty((len(frames), self.image_size, self.image_size, 3), np.float32)
         for frame, row in zip(frames, batch):
-            _check_frame(frame)
-            self.preprocess(frame, row)
+            row[...] = self._prepare(frame, copy=False)[0]
         return batch
 
     def raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -122,10 +122,10 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
     pace = (show and not live) if pace is None else pace
     stats = LiveStats(source=describe(source), runtime=getattr(detector, "runtime_name", type(detector).__name__))
     reader = FrameReader(capture, source, live=live, queue_frames=config.LIVE_QUEUE_FRAMES,
-                         stall_seconds=stall_seconds)
+                         stall_seconds=stall_seconds, prepare=_frame_preparer(detector, mirror))
     tracker = Tracker(threshold=threshold, smooth=smooth, max_faces=max_faces)
     clock_fps = None if live else source_fps or FALLBACK_FPS
-    loop = _Loop(detector, tracker, mirror, show, stats, keep_tracks, clock_fps=clock_fps)
+    loop = _Loop(detector, tracker, show, stats, keep_tracks, clock_fps=clock_fps)
     recorder = None
     with _GracefulStop() as stop:
         try:
@@ -165,9 +165,9 @@ class _Loop:
     clock_fps: a video file's frame rate, so a frame's "time" in the tracks log is its place in the video; None
     (live sources): seconds since the first frame was captured."""
 
-    def __init__(self, detector, tracker: Tracker, mirror: bool, show: bool, stats: LiveStats, keep_tracks: bool,
+    def __init__(self, detector, tracker: Tracker, show: bool, stats: LiveStats, keep_tracks: bool,
                  clock_fps: float | None = None):
-        self.detector, self.tracker, self.mirror, self.show = detector, tracker, mirror, show
+        self.detector, self.tracker, self.show = detector, tracker, show
         self.stats, self.keep_tracks = stats, keep_tracks
         self.log: TrackLog | None = None
         self.clock_fps = clock_fps
@@ -190,8 +190,8 @@ class _Loop:
                     return "end of video"
                 start = time.perf_counter()
                 first = first or start
-                image = cv2.flip(frame.image, 1) if self.mirror else frame.image
-                detections = self._detect(image)
+                image = frame.image  # mirrored by the reader when asked
+                detections = self._detect(frame)
                 tracks = self.tracker.update(detections)
                 draw_tracks(image, tracks, _best_score(detections))
                 draw_status(image, *self._status(start, reader.dropped))
@@ -338,19 +338,38 @@ def _close_window() -> None:
         pass  # the user already closed it
 
 
+def _frame_preparer(detector, mirror: bool):
+    """The reader thread's work on each frame: mirror it if asked and, for a Detector, letterbox it into the model
+    input (a FramePreparer of its own), so resizing overlaps the model running on the previous frame."""
+    preparer = detector.preparer() if hasattr(detector, "detect_prepared") else None
+    if preparer is None and not mirror:
+        return None
+
+    def prepare(image: np.ndarray):
+        if mirror:
+            image = cv2.flip(image, 1)
+        return image, preparer(image) if preparer is not None else None
+
+    return prepare
+
+
 def _detect_function(detector, low: float):
-    """detector.detect as a function frame -> list of detections.
+    """detector.detect as a function Frame -> list of detections.
 
     A Detector is asked only for what the tracker can use (score >= `low`), which saves building objects for the
-    dozens of near-zero cells; a detector giving one Detection (Haar, older code) is wrapped."""
+    dozens of near-zero cells, and runs on the input the reader thread prepared; a detector giving one Detection
+    (Haar, older code) is wrapped."""
     detect = detector.detect
     try:
         takes_min_score = "min_score" in inspect.signature(detect).parameters
     except (TypeError, ValueError):
         takes_min_score = False
+    detect_prepared = getattr(detector, "detect_prepared", None)
 
-    def run(image: np.ndarray) -> list:
-        found = detect(image, min_score=low) if takes_min_score else detect(image)
+    def run(frame) -> list:
+        if detect_prepared is not None and frame.prepared is not None:
+            return detect_prepared(*frame.prepared, min_score=low)
+        found = detect(frame.image, min_score=low) if takes_min_score else detect(frame.image)
         return found if isinstance(found, list) else [found]
 
     return run

@@ -22,7 +22,8 @@ from facetracker.errors import FacetrackerError
 from facetracker.haar import HaarDetector
 from facetracker.inference import Detector
 from facetracker.labels import scan
-from facetracker.live import STATUS_REFRESH_SECONDS, LiveStats, _Loop, run_live
+from facetracker.camera import FrameReader, open_source
+from facetracker.live import STATUS_REFRESH_SECONDS, LiveStats, _frame_preparer, _Loop, run_live
 from facetracker.recording import VideoRecorder, count_video_frames
 from streams import TruthDetector, ids_by_person, mjpeg_camera, two_people_clip
 from xdisplay import virtual_display, wait_for_window, x_env, xdotool
@@ -159,6 +160,32 @@ def test_json_line_mirror_and_tracks_file_through_the_cli(video_of, tiny_tflite,
     again = runner.invoke(app, ["live", "--camera", str(video), "--model", tiny_tflite, "--no-show",
                                 "--tracks", "tracks.jsonl"])
     assert again.exit_code == 2 and "tracks file already exists" in one_line(again.stderr)
+
+
+def test_the_reader_thread_prepares_mirrored_frames_exactly_as_detect_would(detector, video_of):
+    """live letterboxes (and mirrors) each frame in the reader thread while the model runs on the previous one: the
+    faces found must be those of detect() on the mirrored frame, frame by frame."""
+    video = video_of("webcam-b", frames=6)
+    originals = read_all(video)
+    with FrameReader(open_source(video), video, prepare=_frame_preparer(detector, mirror=True)) as reader:
+        frames = [reader.read() for _ in originals]
+        assert reader.read() is None
+    for frame, original in zip(frames, originals):
+        assert np.array_equal(frame.image, cv2.flip(original, 1))
+        from_reader = detector.detect_prepared(*frame.prepared, min_score=0.0)
+        direct = detector.detect(cv2.flip(original, 1), min_score=0.0)
+        assert [d.score for d in from_reader] == pytest.approx([d.score for d in direct])
+        assert np.allclose([d.box for d in from_reader], [d.box for d in direct])
+
+
+def test_an_error_while_preparing_a_frame_reaches_the_loop(video_of):
+    def broken(image):
+        raise FacetrackerError("cannot prepare the frame")
+
+    video = video_of("webcam-b", frames=3)
+    with FrameReader(open_source(video), video, prepare=broken) as reader:
+        with pytest.raises(FacetrackerError, match="cannot prepare the frame"):
+            reader.read()
 
 
 def test_without_smoothing_the_box_is_the_raw_detection(detector, video_of):
@@ -369,8 +396,7 @@ def test_bad_options_are_one_line(args, message, tmp_path, monkeypatch):
 
 def test_on_screen_fps_shows_from_the_third_frame_then_holds_between_refreshes():
     """The FPS caption needs two finished frames; it must not stay at 0 for a whole refresh period after the first."""
-    loop = _Loop(None, None, mirror=False, show=False, stats=LiveStats(source="clip", runtime="tflite"),
-                 keep_tracks=False)
+    loop = _Loop(None, None, show=False, stats=LiveStats(source="clip", runtime="tflite"), keep_tracks=False)
     now, shown = 1000.0, []
     for _ in range(10):  # frames 5 ms apart: 200 FPS, all well inside one refresh period
         shown.append(loop._status(now, dropped=0)[0])
