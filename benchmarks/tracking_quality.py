@@ -172,7 +172,7 @@ def main() -> None:
                 result.update(size=f"{size[0]}x{size[1]}", seed=seed if detector is None else None)
                 rows.append(result)
                 if args.json:
-                    print(json.dumps(result), file=sys.stderr)
+                    print(json.dumps(result, default=lambda v: v.item()), file=sys.stderr)  # numpy numbers
     print(report(rows, what, (load_before, os.getloadavg()[0]), args))
 
 

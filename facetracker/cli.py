@@ -88,8 +88,8 @@ def split_label_dirs(data: Path) -> list[Path]:
 
 
 def model_path(model: Optional[Path], fast: bool = True) -> Path:
-    """--model, or the default model when it is left out; a cut-off .keras file is one clear error here,
-    where Keras would say "File not found"."""
+    """--model, or the default model when it is left out. A cut-off .keras file is one clear error here, before
+    seconds of importing TensorFlow (load_model checks again for callers that skip the CLI)."""
     from facetracker.files import check_keras_archive
     from facetracker.inference import resolve_model_path
 

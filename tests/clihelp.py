@@ -19,3 +19,12 @@ def assert_one_line_error(result, *words: str) -> None:
     assert "Traceback" not in result.output
     for word in words:
         assert word in lines[0], lines[0]
+
+
+def table_row(output: str, what: str) -> int:
+    """The count in the rich table row whose label starts with `what` (label --check's table)."""
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+        if len(cells) == 2 and cells[0].startswith(what):
+            return int(cells[1])
+    raise AssertionError(f"no row {what!r} in:\n{output}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from facetracker.cli import app
 from facetracker.collect import collect_frames
 from facetracker.errors import FacetrackerError
 from streams import mjpeg_camera
-from xdisplay import screenshot, virtual_display, wait_for_window, x_env, xdotool
+from xdisplay import gui_command, press_to_quit, screenshot, virtual_display, wait_for_window
 
 runner = CliRunner()
 
@@ -255,17 +254,11 @@ def test_preview_window_q_stops_early_and_keeps_frames(datasets_dir, tmp_path):
     images = sorted((datasets_dir / "webcam-a" / "images").glob("*.jpg"))[:10]
     out = tmp_path / "out"
     with mjpeg_stream(images, loops=100) as url, virtual_display() as display:  # ~20 s of live stream
-        process = subprocess.Popen([sys.executable, "-m", "facetracker", "collect", "--camera", url, "--count", "5",
-                                    "--interval", "60", "--out", str(out)],
-                                   env=x_env(display), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with gui_command(["collect", "--camera", url, "--count", "5", "--interval", "60", "--out", str(out)],
+                         display) as process:
             window = wait_for_window(display, "^facetracker collect", timeout=20, process=process)
             screenshot(display, tmp_path / "collect-preview.png")
-            xdotool(display, "windowfocus", "--sync", window)
-            xdotool(display, "key", "q")
-            stdout, stderr = process.communicate(timeout=20)
-        finally:
-            process.kill() if process.poll() is None else None
+            stdout, stderr = press_to_quit(display, window, process, "q", timeout=20)
     assert process.returncode == 0, stderr
     assert stderr == ""
     assert "saved 1 frame from" in stdout and "(stopped with q)" in stdout

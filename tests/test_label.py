@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,8 @@ from facetracker import labels
 from facetracker.annotate import check_labels, labelme_command, labelme_environment, launch_labelme
 from facetracker.cli import app
 from facetracker.errors import FacetrackerError
-from xdisplay import screenshot, virtual_display, wait_for_window, window_title, x_env, xdotool
+from clihelp import table_row
+from xdisplay import gui_command, press_to_quit, screenshot, virtual_display, wait_for_window, window_title, xdotool
 
 runner = CliRunner()
 
@@ -48,15 +48,6 @@ def first_label(data: Path) -> Path:
     return sorted((data / "labels").glob("*.json"))[0]
 
 
-def row(output: str, what: str) -> int:
-    """The count in the table row whose label starts with `what`."""
-    for line in output.splitlines():
-        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
-        if len(cells) == 2 and cells[0].startswith(what):
-            return int(cells[1])
-    raise AssertionError(f"no row {what!r} in:\n{output}")
-
-
 # ---------------------------------------------------------------- label --check
 
 
@@ -64,11 +55,11 @@ def test_check_webcam_b_reports_two_reversed_rectangles(dataset_copy):
     data = dataset_copy("webcam-b")
     cli = check(data)
     assert cli.exit_code == 0, cli.output
-    assert row(cli.stdout, "images") == 150
-    assert row(cli.stdout, "labelled with a 'face' box") == 147
-    assert row(cli.stdout, "negatives") == 3
-    assert row(cli.stdout, labels.REVERSED) == 2
-    assert row(cli.stdout, labels.CLIPPED) == 0
+    assert table_row(cli.stdout, "images") == 150
+    assert table_row(cli.stdout, "labelled with a 'face' box") == 147
+    assert table_row(cli.stdout, "negatives") == 3
+    assert table_row(cli.stdout, labels.REVERSED) == 2
+    assert table_row(cli.stdout, labels.CLIPPED) == 0
     assert "usable: 147 images with a face and 3 negatives" in cli.stdout
 
     scan = check_labels(data / "images", data / "labels")  # same answer when called directly
@@ -83,16 +74,16 @@ def test_label_renamed_to_Face_is_reported_and_counted_with_label_Face(dataset_c
 
     cli = check(data)
     assert cli.exit_code == 0, cli.output
-    assert row(cli.stdout, "labelled with a 'face' box") == 5
-    assert row(cli.stdout, labels.OTHER_NAME) == 1
+    assert table_row(cli.stdout, "labelled with a 'face' box") == 5
+    assert table_row(cli.stdout, labels.OTHER_NAME) == 1
     assert "label names other than 'face': 'Face' (1x) — to count them as faces add: --label face --label Face" \
         in cli.stdout
     assert f"no face label in {renamed}" in cli.stdout
 
     cli = check(data, "face", "Face")
     assert cli.exit_code == 0, cli.output
-    assert row(cli.stdout, "labelled with a 'face' / 'Face' box") == 6
-    assert row(cli.stdout, labels.OTHER_NAME) == 0
+    assert table_row(cli.stdout, "labelled with a 'face' / 'Face' box") == 6
+    assert table_row(cli.stdout, labels.OTHER_NAME) == 0
 
     scan = check_labels(data / "images", data / "labels", ("Face",))  # only Face: the 5 'face' are skipped
     assert scan.faces == 1 and scan.other_names == {"face": 5}
@@ -105,8 +96,8 @@ def test_corrupt_json_is_skipped_and_listed(dataset_copy):
 
     cli = check(data)
     assert cli.exit_code == 0, cli.output
-    assert row(cli.stdout, labels.BAD_JSON) == 1
-    assert row(cli.stdout, "labelled with a 'face' box") == 3
+    assert table_row(cli.stdout, labels.BAD_JSON) == 1
+    assert table_row(cli.stdout, "labelled with a 'face' box") == 3
     assert f"label is not valid JSON (JSONDecodeError): {broken}" in cli.stdout
     scan = check_labels(data / "images", data / "labels")
     assert broken.stem not in {s.image.stem for s in scan.samples}  # skipped, not taken as a negative
@@ -120,7 +111,7 @@ def test_polygon_face_uses_its_bounding_box(dataset_copy):
 
     cli = check(data)
     assert cli.exit_code == 0, cli.output
-    assert row(cli.stdout, labels.NOT_RECTANGLE) == 1
+    assert table_row(cli.stdout, labels.NOT_RECTANGLE) == 1
     scan = check_labels(data / "images", data / "labels")
     box = next(s.box for s in scan.samples if s.label == polygon)
     assert box == (100, 50, 300, 400) and scan.faces == 3
@@ -133,7 +124,7 @@ def test_label_without_an_image(dataset_copy):
 
     cli = check(data)
     assert cli.exit_code == 0, cli.output
-    assert row(cli.stdout, labels.ORPHAN) == 1
+    assert table_row(cli.stdout, labels.ORPHAN) == 1
     assert f"label without an image: {orphan}" in cli.stdout
 
 
@@ -147,7 +138,7 @@ def test_image_size_in_json_differs_from_real_image(dataset_copy):
 
     cli = check(data)
     assert cli.exit_code == 0, cli.output
-    assert row(cli.stdout, labels.SIZE_MISMATCH) == 1
+    assert table_row(cli.stdout, labels.SIZE_MISMATCH) == 1
     rescaled = check_labels(data / "images", data / "labels")
     before = next(s.box for s in original.samples if s.label == label)
     after = next(s.box for s in rescaled.samples if s.label == label)
@@ -160,7 +151,7 @@ def test_box_outside_the_image_is_clipped(dataset_copy):
     edit_label(label, lambda d: d["shapes"][0].update(points=[[500, -20], [700, 300]]))
     cli = check(data)
     assert cli.exit_code == 0, cli.output
-    assert row(cli.stdout, labels.CLIPPED) == 1
+    assert table_row(cli.stdout, labels.CLIPPED) == 1
     scan = check_labels(data / "images", data / "labels")
     assert next(s.box for s in scan.samples if s.label == label) == (500, 0, 640, 300)
 
@@ -171,7 +162,7 @@ def test_truncated_image_is_skipped_and_listed(dataset_copy):
     image.write_bytes(image.read_bytes()[:5000])
     cli = check(data)
     assert cli.exit_code == 0, cli.output
-    assert row(cli.stdout, labels.BAD_IMAGE) == 1
+    assert table_row(cli.stdout, labels.BAD_IMAGE) == 1
     assert f"corrupt or truncated image: {image}" in cli.stdout
 
 
@@ -197,7 +188,7 @@ def test_images_but_no_face_labels_is_not_usable(dataset_copy):
         label.unlink()
     cli = check(data)
     assert cli.exit_code == 2
-    assert row(cli.stdout, "negatives") == 4  # the table is still shown
+    assert table_row(cli.stdout, "negatives") == 4  # the table is still shown
     assert one_error_line(cli).startswith(f"error: no image has a 'face' box: {data / 'labels'}")
 
 
@@ -262,15 +253,6 @@ def test_label_missing_or_empty_image_folder(tmp_path):
                                   "facetracker collect"
 
 
-def start_label_command(data: Path, labels_dir: Path, display: str, home: Path) -> subprocess.Popen:
-    """`facetracker label` as a user runs it, from the same venv as OpenCV (HOME keeps labelme's files in tmp)."""
-    home.mkdir(exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "facetracker", "label", "--images", str(data / "images"),
-                             "--labels", str(labels_dir)],
-                            env=x_env(display, HOME=str(home), XDG_RUNTIME_DIR=str(home)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def wait_for_file(pattern_dir: Path, timeout: float = 10.0) -> list[Path]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -286,8 +268,8 @@ def test_real_labelme_window_saves_a_face_box_and_closes(dataset_copy, tmp_path)
     labels_dir = tmp_path / "fresh" / "labels"  # does not exist yet
     first = sorted((data / "images").glob("*.jpg"))[0]
     with virtual_display() as display:
-        process = start_label_command(data, labels_dir, display, tmp_path / "home")
-        try:
+        with gui_command(["label", "--images", str(data / "images"), "--labels", str(labels_dir)], display,
+                         home=tmp_path / "home") as process:
             window = wait_for_window(display, "^Labelme - ", timeout=30, process=process)
             assert window_title(display, window) == f"Labelme - {first} [1/3]"
             assert labels_dir.is_dir()
@@ -301,11 +283,7 @@ def test_real_labelme_window_saves_a_face_box_and_closes(dataset_copy, tmp_path)
             xdotool(display, "key", "Return")
             saved = wait_for_file(labels_dir)  # autosave, no Save click
             screenshot(display, tmp_path / "labelme.png")
-            xdotool(display, "windowfocus", "--sync", window)
-            xdotool(display, "key", "ctrl+q")
-            stdout, stderr = process.communicate(timeout=20)
-        finally:
-            process.kill() if process.poll() is None else None
+            stdout, stderr = press_to_quit(display, window, process, "ctrl+q", timeout=20)
     assert process.returncode == 0, stderr
     assert stderr == ""
     assert f"labelme closed: 1 of 3 images in {data / 'images'} have a label in {labels_dir}" in stdout
@@ -327,15 +305,13 @@ def test_terminating_facetracker_closes_labelme_too(dataset_copy, tmp_path):
     data = dataset_copy("webcam-a", limit=2, negatives=0)
     labels_before = {p.name: p.read_bytes() for p in (data / "labels").iterdir()}
     with virtual_display() as display:
-        process = start_label_command(data, data / "labels", display, tmp_path / "home")
-        try:
+        with gui_command(["label", "--images", str(data / "images"), "--labels", str(data / "labels")], display,
+                         home=tmp_path / "home") as process:
             wait_for_window(display, "^Labelme - ", timeout=30, process=process)
             labelme_pids = child_pids(process.pid)
             assert len(labelme_pids) == 1
             process.send_signal(signal.SIGTERM)
             stdout, stderr = process.communicate(timeout=20)
-        finally:
-            process.kill() if process.poll() is None else None
     assert process.returncode == 130
     assert stderr.strip() == "interrupted: stopped by the user, finished files were kept"
     assert not Path(f"/proc/{labelme_pids[0]}").exists()  # no orphan labelme left on the screen

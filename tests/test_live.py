@@ -26,7 +26,7 @@ from facetracker.camera import FrameReader, open_source
 from facetracker.live import STATUS_REFRESH_SECONDS, LiveStats, _frame_preparer, _Loop, run_live
 from facetracker.recording import VideoRecorder, count_video_frames
 from streams import TruthDetector, ids_by_person, mjpeg_camera, two_people_clip
-from xdisplay import virtual_display, wait_for_window, x_env, xdotool
+from xdisplay import gui_command, press_to_quit, virtual_display, wait_for_window, x_env
 
 runner = CliRunner()
 
@@ -348,16 +348,11 @@ def test_window_under_a_real_x_server_quits_on_q(datasets_dir, tiny_tflite, tmp_
         env = x_env(display)
         env.pop("FACETRACKER_DEBUG", None)
         # No --show: a display exists, so the window opens by default.
-        process = subprocess.Popen(live_command("--camera", url, "--model", tiny_tflite, "--json"), cwd=tmp_path,
-                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with gui_command(["live", "--camera", url, "--model", tiny_tflite, "--json"], display, env=env,
+                         cwd=tmp_path) as process:
             window = wait_for_window(display, "^facetracker$", timeout=60, process=process)
             time.sleep(0.5)
-            xdotool(display, "windowfocus", "--sync", window)
-            xdotool(display, "key", "q")
-            stdout, stderr = process.communicate(timeout=30)
-        finally:
-            process.kill() if process.poll() is None else None
+            stdout, stderr = press_to_quit(display, window, process, "q")
     assert process.returncode == 0, stderr
     stats = json.loads(one_line(stdout))
     assert stats["stop_reason"] == "quit key" and stats["frames"] > 0

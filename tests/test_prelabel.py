@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +17,8 @@ from facetracker import labels, prelabel
 from facetracker.cli import app
 from facetracker.evaluate import iou_matrix
 from facetracker.inference import Detector
-from xdisplay import grab, screenshot, virtual_display, wait_for_window, window_title, x_env, xdotool
+from clihelp import table_row
+from xdisplay import grab, gui_command, press_to_quit, screenshot, virtual_display, wait_for_window, window_title
 
 runner = CliRunner()
 THRESHOLD = "0.3"  # the tiny model scores webcam-a's faces 0.6-0.9 and its empty room ~0.15
@@ -45,14 +44,6 @@ def check_cli(data: Path, model: Path | None = None):
     if model is not None:
         args += ["--model", str(model), "--threshold", THRESHOLD, "--missing-score", MISSING_SCORE]
     return runner.invoke(app, args)
-
-
-def row(output: str, what: str) -> int:
-    for line in output.splitlines():
-        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
-        if len(cells) == 2 and cells[0].startswith(what):
-            return int(cells[1])
-    raise AssertionError(f"no row {what!r} in:\n{output}")
 
 
 def finding_lines(output: str, kind: str) -> list[str]:
@@ -231,9 +222,9 @@ def test_check_names_a_planted_missing_label_and_a_swapped_label(dataset_copy, t
 
     cli = check_cli(data, trained_model)
     assert cli.exit_code == 0, cli.output
-    assert row(cli.stdout, "unlabelled, the model sees a face (score >= 0.5)") == 1
-    assert row(cli.stdout, "labels the model's best box misses (IoU < 0.3)") == 2
-    assert row(cli.stdout, "boxes still marked predicted (not reviewed)") == 0
+    assert table_row(cli.stdout, "unlabelled, the model sees a face (score >= 0.5)") == 1
+    assert table_row(cli.stdout, "labels the model's best box misses (IoU < 0.3)") == 2
+    assert table_row(cli.stdout, "boxes still marked predicted (not reviewed)") == 0
     listed = findings_listed(cli.stdout)
     assert [name for kind, _, name in listed if kind == prelabel.MISSING_LABEL] == [missing.image.name]
     assert sorted(name for kind, _, name in listed if kind == prelabel.MISPLACED) == sorted([a.image.name,
@@ -263,7 +254,7 @@ def test_check_flags_a_labelled_image_where_the_model_sees_no_face(dataset_copy,
     (data / "labels" / f"{room.stem}.json").write_text(face.read_text())  # a face label on the empty room
     cli = check_cli(data, trained_model)
     assert cli.exit_code == 0, cli.output
-    assert row(cli.stdout, "labelled, the model sees no face (score < 0.3)") == 1
+    assert table_row(cli.stdout, "labelled, the model sees no face (score < 0.3)") == 1
     assert [(kind, name) for kind, _, name in findings_listed(cli.stdout)] == [(prelabel.NO_FACE_SEEN, room.name)]
     assert "has a face box, but the model sees no face (best score 0." in cli.stdout
 
@@ -277,7 +268,7 @@ def test_check_lists_predicted_boxes_until_reviewed(dataset_copy, trained_model)
     assert len(summary.prelabelled) == 3
     cli = check_cli(data)  # no model needed for this row
     assert cli.exit_code == 0, cli.output
-    assert row(cli.stdout, "boxes still marked predicted (not reviewed)") == summary.boxes
+    assert table_row(cli.stdout, "boxes still marked predicted (not reviewed)") == summary.boxes
     assert [kind for kind, _, _ in findings_listed(cli.stdout)] == [prelabel.UNREVIEWED] * 3
     assert "untick 'predicted'" in cli.stdout
 
@@ -319,15 +310,10 @@ def test_real_labelme_window_shows_the_prelabelled_boxes(dataset_copy, trained_m
     for label in (data / "labels").glob("*.json"):
         label.unlink()  # two real images of a face, unlabelled
     first = sorted((data / "images").glob("*.jpg"))[0]
-    home = tmp_path / "home"
-    home.mkdir()
     with virtual_display() as display:
-        process = subprocess.Popen([sys.executable, "-m", "facetracker", "label", "--prelabel", "--model",
-                                    str(trained_model), "--threshold", THRESHOLD, "--images", str(data / "images"),
-                                    "--labels", str(data / "labels")],
-                                   env=x_env(display, HOME=str(home), XDG_RUNTIME_DIR=str(home)),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with gui_command(["label", "--prelabel", "--model", str(trained_model), "--threshold", THRESHOLD,
+                          "--images", str(data / "images"), "--labels", str(data / "labels")], display,
+                         home=tmp_path / "home") as process:
             window = wait_for_window(display, "^Labelme - ", timeout=180, process=process)  # model load + labelme
             assert window_title(display, window).endswith(f"{first.name} [1/2]")
             label = json.loads((data / "labels" / f"{first.stem}.json").read_text())
@@ -345,11 +331,7 @@ def test_real_labelme_window_shows_the_prelabelled_boxes(dataset_copy, trained_m
                 assert time.monotonic() < deadline, "labelme drew no box"
                 time.sleep(0.5)
             screenshot(display, tmp_path / "labelme-prelabelled.png")
-            xdotool(display, "windowfocus", "--sync", window)
-            xdotool(display, "key", "ctrl+q")
-            stdout, stderr = process.communicate(timeout=30)
-        finally:
-            process.kill() if process.poll() is None else None
+            stdout, stderr = press_to_quit(display, window, process, "ctrl+q")
     assert process.returncode == 0, stderr
     assert stdout.startswith("pre-labelled 2 images (")
     assert f"labelme closed: 2 of 2 images in {data / 'images'} have a label" in stdout

@@ -56,9 +56,15 @@ def bin_dir(tmp_path) -> Path:
     return folder
 
 
+
+def pretend_machine(bin_dir: Path, installed: list[str], uid: int) -> None:
+    """Stand-in dpkg-query knowing `installed` and id -u answering `uid` (0: root)."""
+    stand_in(bin_dir, "dpkg-query", dpkg_query_knowing(installed))
+    stand_in(bin_dir, "id", f"echo {uid}")
+
+
 def test_all_installed_exits_0_without_apt_get(bin_dir):
-    stand_in(bin_dir, "dpkg-query", dpkg_query_knowing(package_list()))
-    stand_in(bin_dir, "id", "echo 1000")
+    pretend_machine(bin_dir, installed=package_list(), uid=1000)
     result, calls = run_script(bin_dir)
     assert result.returncode == 0, result.stderr
     assert not any(call.startswith("apt-get") for call in calls), calls
@@ -67,8 +73,7 @@ def test_all_installed_exits_0_without_apt_get(bin_dir):
 
 def test_missing_packages_as_root_are_installed(bin_dir):
     wanted = package_list()
-    stand_in(bin_dir, "dpkg-query", dpkg_query_knowing([p for p in wanted if p not in ("xvfb", "xdotool")]))
-    stand_in(bin_dir, "id", "echo 0")
+    pretend_machine(bin_dir, installed=[p for p in wanted if p not in ("xvfb", "xdotool")], uid=0)
     result, calls = run_script(bin_dir)
     assert result.returncode == 0, result.stderr
     installs = [call.split() for call in calls if call.startswith("apt-get install")]
@@ -78,8 +83,7 @@ def test_missing_packages_as_root_are_installed(bin_dir):
 
 
 def test_not_root_without_sudo_prints_the_advice_and_exits_0(bin_dir):
-    stand_in(bin_dir, "dpkg-query", dpkg_query_knowing(["x11-utils", "libgl1"]))
-    stand_in(bin_dir, "id", "echo 1000")
+    pretend_machine(bin_dir, installed=["x11-utils", "libgl1"], uid=1000)
     result, calls = run_script(bin_dir)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -89,8 +93,7 @@ def test_not_root_without_sudo_prints_the_advice_and_exits_0(bin_dir):
 
 
 def test_not_root_with_passwordless_sudo_installs_through_sudo(bin_dir):
-    stand_in(bin_dir, "dpkg-query", dpkg_query_knowing([]))
-    stand_in(bin_dir, "id", "echo 1000")
+    pretend_machine(bin_dir, installed=[], uid=1000)
     stand_in(bin_dir, "sudo", 'while [[ $1 == -n || $1 == *=* ]]; do shift; done; "$@"')
     result, calls = run_script(bin_dir)
     assert result.returncode == 0, result.stderr
@@ -100,8 +103,7 @@ def test_not_root_with_passwordless_sudo_installs_through_sudo(bin_dir):
 
 
 def test_failing_apt_get_is_a_note_not_a_stop(bin_dir):
-    stand_in(bin_dir, "dpkg-query", dpkg_query_knowing([]))
-    stand_in(bin_dir, "id", "echo 0")
+    pretend_machine(bin_dir, installed=[], uid=0)
     stand_in(bin_dir, "apt-get", "echo 'E: could not resolve deb.debian.org' >&2; exit 100")
     result, _ = run_script(bin_dir)
     assert result.returncode == 0, result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,3 +93,29 @@ def screenshot(display: str, path: Path) -> Path:
 
     Image.fromarray(grab(display)).save(path)
     return path
+
+
+@contextmanager
+def gui_command(args: list[str], display: str, home: Path | None = None, **popen):
+    """Start `python -m facetracker ARGS` on the display (HOME in `home`, so labelme's files stay in tmp); yield the
+    process, and kill it on the way out if a failed assertion left it running."""
+    extra = {"HOME": str(home), "XDG_RUNTIME_DIR": str(home)} if home is not None else {}
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+    env = popen.pop("env", None) or x_env(display, **extra)
+    process = subprocess.Popen([sys.executable, "-m", "facetracker", *args], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, **popen)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def press_to_quit(display: str, window: str, process, key: str, timeout: float = 30.0) -> tuple[str, str]:
+    """Focus the window, press `key` (q, ctrl+q) as the user would to quit, and wait for the process: (stdout,
+    stderr)."""
+    xdotool(display, "windowfocus", "--sync", window)
+    xdotool(display, "key", key)
+    return process.communicate(timeout=timeout)
