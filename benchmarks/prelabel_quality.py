@@ -50,7 +50,8 @@ sys.path.insert(0, str(REPO))
 DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
 DOC = REPO / "docs" / "benchmarks.md"
 MARKERS = ("<!-- prelabel-table:start -->", "<!-- prelabel-table:end -->")
-SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+SWEEP = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7)
+VIEWS = {"frame alone": "detect", "frame + mirror averaged": "detect_mirrored"}  # the view -> Detector method
 PLANTED_MISSING = 2
 TARGET_FACES, TARGET_NEGATIVES = 0.90, 0.10
 
@@ -72,7 +73,7 @@ class SetResult:
     named: int = 0
     named_as_expected: int = 0
     other: dict = field(default_factory=dict)  # kind -> images named that were not planted
-    sweep: dict = field(default_factory=dict)  # threshold -> (faces right, negatives boxed)
+    sweep: dict = field(default_factory=dict)  # (view, threshold) -> (faces right, negatives boxed)
 
 
 def set_dir(name: str) -> Path:
@@ -135,24 +136,28 @@ def measure_prelabels(detector, name: str, samples, face_label: str, tmp: Path, 
 
 
 def measure_sweep(detector, name: str, samples, match_iou: float, result: SetResult) -> None:
+    """Faces right and negatives boxed per threshold, for the frame alone (detect) and for the frame and its mirror
+    image averaged (detect_mirrored: what pre-labels and the check use)."""
     from facetracker.files import read_image
 
     missing_labels = Path(name).name in config.SETS_WITH_MISSING_LABELS
-    runs = [(s, detector.detect(read_image(s.image), min_score=config.MIN_SCORE)) for s in samples]
-    for threshold in SWEEP:
-        right = boxed = 0
-        for sample, found in runs:
-            boxes = [d.box for d in found if d.score >= threshold]
-            if sample.has_face:
-                right += matched_faces(sample.boxes, boxes, match_iou)
-            elif not missing_labels:
-                boxed += bool(boxes)
-        result.sweep[threshold] = (right, boxed)
+    frames = [(s, read_image(s.image)) for s in samples]
+    for view, detect in VIEWS.items():
+        runs = [(s, getattr(detector, detect)(frame, min_score=config.MIN_SCORE)) for s, frame in frames]
+        for threshold in SWEEP:
+            right = boxed = 0
+            for sample, found in runs:
+                boxes = [d.box for d in found if d.score >= threshold]
+                if sample.has_face:
+                    right += matched_faces(sample.boxes, boxes, match_iou)
+                elif not missing_labels:
+                    boxed += bool(boxes)
+            result.sweep[view, threshold] = (right, boxed)
 
 
 def measure_check(detector, name: str, samples, face_labels, tmp: Path, threshold: float,
                   missing_score: float, seed: int, result: SetResult) -> None:
-    from facetracker.evaluate import iou_matrix
+    from facetracker.boxes import iou_matrix
     from facetracker.prelabel import FINDING_KINDS, MISPLACED, MISSING_LABEL, find_label_mistakes
 
     data = copy_images(samples, tmp / "check")
@@ -223,11 +228,15 @@ def tables(results: list[SetResult], args, model: str, load: tuple[float, float]
     for r in results:
         other = " / ".join(str(r.other.get(kind, 0)) for kind in (MISSING_LABEL, MISPLACED, NO_FACE_SEEN))
         lines.append(f"| {r.name} | {r.planted} | {r.named} ({r.named_as_expected}) | {other} |")
-    lines += ["", "| threshold | faces right | negatives boxed |", "|---:|---:|---:|"]
+    lines += ["", "| threshold | " + " | ".join(f"{view}: faces right | negatives boxed" for view in VIEWS) + " |",
+              "|---:|" + "---:|---:|" * len(VIEWS)]
     for threshold in SWEEP:
-        right = sum(r.sweep[threshold][0] for r in results)
-        boxed = sum(r.sweep[threshold][1] for r in results)
-        lines.append(f"| {threshold:g} | {pct(right, faces)} | {pct(boxed, negatives)} |")
+        cells = []
+        for view in VIEWS:
+            right = sum(r.sweep[view, threshold][0] for r in results)
+            boxed = sum(r.sweep[view, threshold][1] for r in results)
+            cells += [pct(right, faces), pct(boxed, negatives)]
+        lines.append(f"| {threshold:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

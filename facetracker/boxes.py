@@ -1,5 +1,5 @@
-"""Box geometry of the dense face detector, in one place: letterboxing, the cell grid, target assignment,
-box decoding and non-maximum suppression.
+"""Box geometry of the dense face detector, in one place: letterboxing, IoU, the cell grid, target assignment,
+box decoding, non-maximum suppression, and merging the faces found in a frame and in its mirror image.
 
 Coordinates: boxes are [x1, y1, x2, y2]. Inside the model they are fractions of the square model input; the
 frame is letterboxed into that square (scaled to fit, aspect kept, centred, grey bars), so a face keeps its
@@ -61,6 +61,71 @@ class Letterbox:
         out[..., 0::2] = out[..., 0::2] * (w / self.width) + px
         out[..., 1::2] = out[..., 1::2] * (h / self.height) + py
         return out / self.side
+
+
+# ---------------------------------------------------------------- IoU (numpy)
+
+
+def as_boxes(boxes) -> np.ndarray:
+    """Any sequence of [x1, y1, x2, y2] (also empty) as a float64 (N, 4) array."""
+    return np.asarray(boxes, np.float64).reshape(-1, 4)
+
+
+def iou_matrix(boxes_a, boxes_b) -> np.ndarray:
+    """IoU of every box of `boxes_a` (M, 4) with every box of `boxes_b` (N, 4): shape (M, N)."""
+    return _iou(as_boxes(boxes_a)[:, None], as_boxes(boxes_b)[None])
+
+
+def box_iou(boxes_a, boxes_b) -> np.ndarray:
+    """IoU of row i of each (N, 4) [x1, y1, x2, y2] array with row i of the other: shape (N,)."""
+    return _iou(as_boxes(boxes_a), as_boxes(boxes_b))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # Broadcasting over the leading axes; boxes without area overlap nothing (IoU 0, never a division by 0).
+    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = inter_w * inter_h
+    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) \
+        - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+# ---------------------------------------------------------------- a frame and its mirror image (numpy)
+
+
+def unmirror(boxes, width: float) -> np.ndarray:
+    """Boxes found in a horizontally flipped frame of `width` pixels -> the same boxes in the frame itself."""
+    boxes = as_boxes(boxes).copy()
+    boxes[:, [0, 2]] = width - boxes[:, [2, 0]]
+    return boxes
+
+
+def merge_mirrored(scores, boxes, mirrored_scores, mirrored_boxes, same_face_iou: float = config.NMS_IOU):
+    """The faces of a frame seen twice, as it is and mirrored (boxes already `unmirror`ed), as one list.
+
+    Faces of the two views are paired one to one on IoU (scipy's Hungarian assignment); a pair becomes one face
+    with the mean score and the score-weighted mean box, and a face seen in one view only keeps half its score,
+    since the other view saw nothing there. The model is not mirror-symmetric, so its two answers differ a little,
+    and their mean is steadier: a face scores high when both views agree, a chance pattern rarely does.
+    Returns (scores (K,), boxes (K, 4)) sorted by score, high to low."""
+    from scipy.optimize import linear_sum_assignment
+
+    scores, mirrored_scores = np.asarray(scores, np.float64), np.asarray(mirrored_scores, np.float64)
+    boxes, mirrored_boxes = as_boxes(boxes), as_boxes(mirrored_boxes)
+    overlaps = iou_matrix(boxes, mirrored_boxes)
+    rows, cols = linear_sum_assignment(-overlaps) if overlaps.size else (np.zeros(0, int), np.zeros(0, int))
+    paired = overlaps[rows, cols] >= same_face_iou
+    rows, cols = rows[paired], cols[paired]
+    weights = np.stack([scores[rows], mirrored_scores[cols]], axis=1)
+    pair_boxes = (boxes[rows] * weights[:, :1] + mirrored_boxes[cols] * weights[:, 1:]) / \
+        np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
+    alone = np.setdiff1d(np.arange(len(scores)), rows)
+    alone_mirrored = np.setdiff1d(np.arange(len(mirrored_scores)), cols)
+    merged_scores = np.concatenate([weights.mean(axis=1), scores[alone] / 2, mirrored_scores[alone_mirrored] / 2])
+    merged_boxes = np.concatenate([pair_boxes, boxes[alone], mirrored_boxes[alone_mirrored]])
+    order = np.argsort(-merged_scores, kind="stable")
+    return merged_scores[order], merged_boxes[order]
 
 
 # ---------------------------------------------------------------- the grid (TensorFlow, inside the model)

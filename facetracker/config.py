@@ -201,7 +201,7 @@ DEMO_SIZE = (640, 480)
 RECORD_QUEUE_FRAMES = 32  # annotated frames waiting for the encoder thread (~30 MB at 640x480) before the loop waits
 
 # label --prelabel and label --check --model (facetracker/prelabel.py)
-PRELABEL_THRESHOLD = THRESHOLD  # a model box scoring at least this becomes a pre-label; --check: the model "sees a face"
+PRELABEL_THRESHOLD = 0.45  # a face (frame + mirror averaged) scoring this becomes a pre-label; --check: "sees a face"
 PREDICTED_FLAG = "predicted"  # labelme shape flag on the boxes the model drew; unticked in labelme once reviewed
 CHECK_MISSING_SCORE = 0.6  # --check: an image without a face box where the model scores this is a missing label
 CHECK_MISPLACED_IOU = 0.3  # --check: a label the model's best box overlaps less than this is misplaced or misfiled

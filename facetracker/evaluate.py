@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from facetracker import config
+from facetracker.boxes import as_boxes, iou_matrix
 from facetracker.errors import FacetrackerError
 from facetracker.files import ensure_writable_dir, read_image, write_bytes_atomic, write_image_atomic, \
     write_json_atomic
@@ -40,31 +41,6 @@ TRUTH_ORANGE = (0, 165, 255)  # BGR: labelled boxes in predictions.png (detectio
 
 
 # ---------------------------------------------------------------- metrics on plain arrays
-
-
-def as_boxes(boxes) -> np.ndarray:
-    """Any sequence of [x1, y1, x2, y2] (also empty) as a float64 (N, 4) array."""
-    return np.asarray(boxes, np.float64).reshape(-1, 4)
-
-
-def iou_matrix(boxes_a, boxes_b) -> np.ndarray:
-    """IoU of every box of `boxes_a` (M, 4) with every box of `boxes_b` (N, 4): shape (M, N)."""
-    return _iou(as_boxes(boxes_a)[:, None], as_boxes(boxes_b)[None])
-
-
-def box_iou(true_boxes, pred_boxes) -> np.ndarray:
-    """IoU of row i of each (N, 4) [x1, y1, x2, y2] array with row i of the other: shape (N,)."""
-    return _iou(as_boxes(true_boxes), as_boxes(pred_boxes))
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    # Broadcasting over the leading axes; boxes without area overlap nothing (IoU 0, never a division by 0).
-    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = inter_w * inter_h
-    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) \
-        - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def match_detections(truth, scores, boxes, iou_threshold: float = config.IOU_THRESHOLD) -> np.ndarray:

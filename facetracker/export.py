@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from facetracker import config
+from facetracker.boxes import iou_matrix
 from facetracker.errors import FacetrackerError
 from facetracker.files import atomic_path, ensure_writable_dir, list_images, read_image
 from facetracker.inference import Detector
@@ -230,19 +231,6 @@ def distinct_faces(scores, boxes, floor: float) -> list[int]:
     overlaps = iou_matrix(boxes, boxes)
     return [k for k in range(len(scores)) if scores[k] >= floor
             and not (overlaps[k, :k] >= config.EXPORT_DUPLICATE_IOU).any()]
-
-
-def iou_matrix(a, b) -> np.ndarray:
-    """IoU of every box of a (n, 4) with every box of b (m, 4), [x1, y1, x2, y2]."""
-    a, b = np.asarray(a, np.float32).reshape(-1, 1, 4), np.asarray(b, np.float32).reshape(1, -1, 4)
-    width = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    height = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = width * height
-    return inter / np.maximum(_area(a) + _area(b) - inter, 1e-9)
-
-
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
 def export_model(model_path: Path, fmt: str, quantize: str = "none", data: Path | None = None,

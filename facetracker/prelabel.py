@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facetracker import config, labels
+from facetracker.boxes import iou_matrix
 from facetracker.errors import FacetrackerError
 from facetracker.files import ensure_writable_dir, list_images, read_image
 
@@ -40,6 +41,13 @@ FINDING_KINDS = (MISSING_LABEL, MISPLACED, NO_FACE_SEEN, UNREVIEWED)
 
 
 # ---------------------------------------------------------------------------------------------- pre-labels
+
+
+def faces_in(detector, frame, min_score: float) -> list:
+    """The model's faces in one image, best first: seen as it is and mirrored, averaged (Detector.detect_mirrored),
+    since each image is looked at once and a person then reviews the result; plain detect() for other detectors."""
+    detect = getattr(detector, "detect_mirrored", detector.detect)
+    return [d for d in detect(frame, min_score=min_score) if d.score >= min_score]
 
 
 @dataclass
@@ -82,8 +90,7 @@ def prelabel_folder(detector, images_dir: Path, labels_dir: Path, face_label: st
                 summary.skipped.append(str(exc))
             else:
                 height, width = frame.shape[:2]
-                found = [(d.score, d.box) for d in detector.detect(frame, min_score=threshold)
-                         if d.score >= threshold and _big_enough(d.box)]
+                found = [(d.score, d.box) for d in faces_in(detector, frame, threshold) if _big_enough(d.box)]
                 if not found:
                     summary.negatives.append(image)
                 elif write_new_json(label, labelme_json(image, labels_dir, (width, height), found, face_label,
@@ -222,7 +229,7 @@ def find_label_mistakes(detector, images_dir: Path, labels_dir: Path,
         floor = min(threshold, missing_score, config.MIN_SCORE)  # every face the model reports: the best score counts
         for sample in scan.samples:
             try:
-                detections = detector.detect(read_image(sample.image), min_score=floor)
+                detections = faces_in(detector, read_image(sample.image), floor)
             except FacetrackerError:
                 detections = []  # gone or damaged since the scan: the scan reports what it could not read
             finding = judge(sample, detections, threshold, missing_score, misplaced_iou)
@@ -247,7 +254,7 @@ def judge(sample: labels.Sample, detections, threshold: float = config.PRELABEL_
     if best is None or best_score < threshold:
         return Finding(NO_FACE_SEEN, sample.image, sample.label, 1.0 - best_score, best_score,
                        best.box if best else None)
-    iou = max(_iou(best.box, box) for box in sample.boxes)
+    iou = float(iou_matrix([best.box], sample.boxes).max())
     if iou < misplaced_iou:
         return Finding(MISPLACED, sample.image, sample.label, best_score * (1.0 - iou), best_score, best.box, iou)
     return None
@@ -270,9 +277,3 @@ def unreviewed_boxes(scan: labels.Scan, face_labels: tuple[str, ...] = config.FA
     return sorted(found, key=lambda f: f.image.name)
 
 
-def _iou(a: Box, b: Box) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(0.0, w) * max(0.0, h)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0

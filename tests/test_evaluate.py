@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from facetracker.cli import app
 from facetracker.draw import FACE_COLOUR, MISS_COLOUR
 from facetracker.errors import FacetrackerError
-from facetracker.evaluate import (TRUTH_ORANGE, _tile_order, average_precision, box_iou, coco_average_precision,
-                                  draw_row, evaluate_folder, iou_matrix, match_detections, metrics,
-                                  precision_recall_curve, write_report)
+from facetracker.boxes import box_iou, iou_matrix
+from facetracker.evaluate import (TRUTH_ORANGE, _tile_order, average_precision, coco_average_precision, draw_row,
+                                  evaluate_folder, match_detections, metrics, precision_recall_curve, write_report)
 from facetracker.inference import Detector
 from facetracker.labels import resolve_face_labels, scan
 

@@ -15,7 +15,7 @@ from facetracker.boxes import Letterbox
 from facetracker.cli import app
 from facetracker.draw import FACE_COLOUR
 from facetracker.errors import FacetrackerError
-from facetracker.evaluate import box_iou
+from facetracker.boxes import box_iou
 from facetracker.inference import Detection, Detector
 from facetracker.labels import scan
 from facetracker.predict import predict

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from facetracker import labels, prelabel
+from facetracker import config, labels, prelabel
 from facetracker.cli import app
-from facetracker.evaluate import iou_matrix
+from facetracker.boxes import iou_matrix
 from facetracker.inference import Detector
 from clihelp import table_row
 from xdisplay import grab, gui_command, press_to_quit, screenshot, virtual_display, wait_for_window, window_title
@@ -197,8 +197,8 @@ def agreed_samples(data: Path, detector: Detector) -> list[tuple[labels.Sample, 
     """Labelled images where the model's best face is confident and on the human box: (sample, its score)."""
     agreed = []
     for sample in labels.scan(data / "images", data / "labels").samples:
-        found = detector.detect(cv2.imread(str(sample.image)))
-        if sample.has_face and found and found[0].score >= 0.6 and \
+        found = prelabel.faces_in(detector, cv2.imread(str(sample.image)), config.MIN_SCORE)  # as the check sees it
+        if sample.has_face and found and found[0].score >= float(MISSING_SCORE) + 0.05 and \
                 iou_matrix(sample.boxes, [found[0].box]).max() >= 0.5:
             agreed.append((sample, found[0].score))
     return agreed
@@ -244,7 +244,7 @@ def test_check_names_a_planted_missing_label_and_a_swapped_label(dataset_copy, t
     assert by_kind[prelabel.MISSING_LABEL] == [missing.image.name]
     assert by_kind[prelabel.MISPLACED] == sorted([a.image.name, b.image.name])
     misfiled = next(f for f in findings if f.image == a.image)
-    assert misfiled.iou < 0.3 and misfiled.score >= 0.6 and misfiled.label == a.label
+    assert misfiled.iou < 0.3 and misfiled.score >= float(MISSING_SCORE) and misfiled.label == a.label
 
 
 def test_check_flags_a_labelled_image_where_the_model_sees_no_face(dataset_copy, trained_model):
