@@ -1,5 +1,6 @@
 """Box geometry of the dense face detector, in one place: letterboxing, IoU, the cell grid, target assignment,
-box decoding, non-maximum suppression, and merging the faces found in a frame and in its mirror image.
+box decoding, non-maximum suppression, merging the faces found in a frame and in its mirror image, and the tiles
+that let the model see the small faces of a big photo.
 
 Coordinates: boxes are [x1, y1, x2, y2]. Inside the model they are fractions of the square model input; the
 frame is letterboxed into that square (scaled to fit, aspect kept, centred, grey bars), so a face keeps its
@@ -126,6 +127,75 @@ def merge_mirrored(scores, boxes, mirrored_scores, mirrored_boxes, same_face_iou
     merged_boxes = np.concatenate([pair_boxes, boxes[alone], mirrored_boxes[alone_mirrored]])
     order = np.argsort(-merged_scores, kind="stable")
     return merged_scores[order], merged_boxes[order]
+
+
+# ---------------------------------------------------------------- tiles of a big still image (numpy)
+
+
+def tiles(width: int, height: int, min_side: int = config.TILE_MIN_SIDE, overlap: float = config.TILE_OVERLAP,
+          from_side: int = config.TILE_FROM_SIDE) -> list[tuple[int, int, int, int]]:
+    """Overlapping square windows (x1, y1, x2, y2) over a width x height image, level by level: windows of half
+    its longer side, then a quarter, ... while they are at least `min_side` pixels; none for an image whose longer
+    side is under `from_side` (a webcam frame: the model was trained to see it whole).
+
+    The whole image shrinks into the model's input, so the faces of a group photo end up a few pixels high; in a
+    window a level down they are twice as big. Neighbouring windows overlap by `overlap` of their side, so a face
+    smaller than that lies whole inside at least one of them."""
+    found = []
+    side = max(width, height) / 2 if max(width, height) >= from_side else 0
+    while side >= min_side:
+        step = side * (1 - overlap)
+        xs = _starts(width, side, step)
+        ys = _starts(height, side, step)
+        found += [(round(x), round(y), round(min(width, x + side)), round(min(height, y + side))) for y in ys for x in xs]
+        side /= 2
+    return found
+
+
+def _starts(length: int, side: float, step: float) -> np.ndarray:
+    """Window starts along one axis: evenly spread, first at 0 and last flush with the end."""
+    if length <= side:
+        return np.zeros(1)
+    return np.linspace(0, length - side, int(np.ceil((length - side) / step)) + 1)
+
+
+def cut_by_window(boxes, window: tuple[int, int, int, int], width: int, height: int, margin: float = 2.0
+                  ) -> np.ndarray:
+    """(N,) True for boxes (in image pixels) that touch a side of `window` lying inside the image: faces the window
+    cut, which a neighbouring or bigger window holds whole."""
+    boxes = as_boxes(boxes)
+    x1, y1, x2, y2 = window
+    return (((boxes[:, 0] <= x1 + margin) & (x1 > 0)) | ((boxes[:, 1] <= y1 + margin) & (y1 > 0))
+            | ((boxes[:, 2] >= x2 - margin) & (x2 < width)) | ((boxes[:, 3] >= y2 - margin) & (y2 < height)))
+
+
+def merge_views(scores, boxes, iou: float = config.NMS_IOU, inside: float = config.TILE_INSIDE) -> np.ndarray:
+    """Indices of the faces to keep, best first, among the detections of several views of one image (the whole
+    image and its tiles): OpenCV's NMS, then a box lying mostly (`inside` of its area) within a better-scored kept
+    box is dropped too -- a part of a big face (an eye and brow) that a small window took for a face."""
+    import cv2
+
+    scores, boxes = np.asarray(scores, np.float64).reshape(-1), as_boxes(boxes)
+    if not len(scores):
+        return np.zeros(0, int)
+    xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]).tolist()
+    keep = np.asarray(cv2.dnn.NMSBoxes(xywh, scores.tolist(), 0.0, iou), int).reshape(-1)
+    keep = keep[np.argsort(-scores[keep], kind="stable")]
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    kept: list[int] = []
+    for k in keep:
+        overlap = intersection(boxes[k], boxes[kept]) / max(areas[k], 1e-9) if kept else np.zeros(0)
+        if not (overlap >= inside).any():
+            kept.append(int(k))
+    return np.asarray(kept, int)
+
+
+def intersection(box, boxes) -> np.ndarray:
+    """Area of `box` (4,) shared with each of `boxes` (N, 4)."""
+    boxes = as_boxes(boxes)
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    return w * h
 
 
 # ---------------------------------------------------------------- the grid (TensorFlow, inside the model)

@@ -124,6 +124,14 @@ CACHE_LIMIT_BYTES = 2 * 1024**3  # decoded split images are cached in RAM below 
 THRESHOLD = 0.4
 BUNDLED_MODEL_NAME = "facetracker.keras"  # in facetracker/assets/, used when --model is left out and models/ is empty
 BUNDLED_FAST_MODEL_NAME = "facetracker.tflite"  # its TFLite export, what live/predict/evaluate/demo run by default
+# Still images: the model also looks at overlapping tiles, so the small faces of a group photo are found
+# (boxes.tiles, Detector.detect_still; predict, evaluate and label on images, docs/quality.md). On 960x540 webcam frames
+# tiles found more faces but also clutter (webcam-t: 1.2 false faces per image), hence only from 1000 px.
+TILE_MIN_SIDE = 256  # px: the finest tiles, a little over the model's input (finer would only upsample)
+TILE_FROM_SIDE = 1000  # px: images whose longer side is at least this get tiles; webcam frames are seen whole
+TILE_OVERLAP = 0.3  # of a tile's side shared with its neighbour: faces up to this size lie whole in some tile
+TILE_FACE_SHARE = 0.4  # a tile keeps only faces at most this share of its side (bigger ones: the coarser views)
+TILE_INSIDE = 0.7  # a box with this share of its area inside a better one is a part of that face, not a face
 INFERENCE_THREADS = 2  # TFLite/onnxruntime threads per detector: both cores (live_fps: 0.19-0.28x decode vs 0.16-0.28x with 1)
 # fast-area: ~training's tf.image.resize(method="area") at 1/5 of the cost | area: exact, ~1 ms/frame | linear
 RESIZE_INTERPOLATION = "fast-area"
@@ -203,7 +211,7 @@ RECORD_QUEUE_FRAMES = 32  # annotated frames waiting for the encoder thread (~30
 # label --prelabel and label --check --model (facetracker/prelabel.py)
 PRELABEL_THRESHOLD = 0.45  # a face (frame + mirror averaged) scoring this becomes a pre-label; --check: "sees a face"
 PREDICTED_FLAG = "predicted"  # labelme shape flag on the boxes the model drew; unticked in labelme once reviewed
-CHECK_MISSING_SCORE = 0.6  # --check: an image without a face box where the model scores this is a missing label
+CHECK_MISSING_SCORE = PRELABEL_THRESHOLD  # --check: an unlabelled image the model would pre-label is a missing label
 CHECK_MISPLACED_IOU = 0.3  # --check: a label the model's best box overlaps less than this is misplaced or misfiled
 CHECK_FINDINGS_SHOWN = 100  # --check: findings listed (worst first); the rest are counted
 PRELABEL_MATCH_IOU = 0.6  # benchmarks/prelabel_quality.py: a pre-label is right at this IoU with the human box

@@ -229,6 +229,25 @@ def sprites_from_labelme(dataset: Path, count: int = 6, min_height: int = 100, m
     return [cut_sprite(cv2.imread(str(s.image)), s.boxes[0], margin) for s in picked]
 
 
+def group_photo(sprites: Sequence[Sprite], background: np.ndarray, face_height: float, columns: int,
+                seed: int = 0) -> tuple[np.ndarray, list[Box]]:
+    """A group photo composed from real faces: the sprites in rows of `columns` over `background` (its size is the
+    photo's), each face about `face_height` pixels high (+-15 %) and nudged a little from its place in the grid, as
+    people stand. Returns the photo and the true face boxes (each person's own labelled box, scaled)."""
+    rng = np.random.default_rng(seed)
+    height, width = background.shape[:2]
+    rows = math.ceil(len(sprites) / columns)
+    cell_w, cell_h = width / columns, height / rows
+    placements = []
+    for k, sprite in enumerate(sprites):
+        row, column = divmod(k, columns)
+        x = (column + 0.5 + rng.uniform(-0.15, 0.15)) * cell_w
+        y = (row + 0.45 + rng.uniform(-0.1, 0.1)) * cell_h
+        placements.append(Placement(sprite, x, y, face_height * rng.uniform(0.85, 1.15)))
+    photo, faces = compose_frame(background, placements)
+    return photo, [face.box for face in faces]
+
+
 def crossing_routes(size: tuple[int, int], absence: float = 0.1) -> list[Route]:
     """Two people in a frame of `size`: they walk towards each other and cross (the second in front of the first,
     a little lower, so it hides part of the first face for a moment); then the second leaves through the left edge,

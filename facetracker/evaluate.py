@@ -33,6 +33,7 @@ from facetracker.boxes import as_boxes, iou_matrix
 from facetracker.errors import FacetrackerError
 from facetracker.files import ensure_writable_dir, read_image, write_bytes_atomic, write_image_atomic, \
     write_json_atomic
+from facetracker.inference import still_faces
 
 REPORT_JSON = "evaluation.json"
 CURVE_PNG = "precision_recall.png"
@@ -298,7 +299,7 @@ def evaluate_samples(detector, samples, threshold: float = config.THRESHOLD) -> 
         if index == 0:
             detector.detect(frame)  # warm-up: the first call allocates and plans, it is not typical latency
         start = time.perf_counter()
-        detections = detector.detect(frame, min_score=config.MIN_SCORE)
+        detections = still_faces(detector, frame, min_score=config.MIN_SCORE)
         latencies.append(time.perf_counter() - start)
         scores.append([d.score for d in detections])
         boxes.append([d.box for d in detections])

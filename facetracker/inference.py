@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from facetracker import config
-from facetracker.boxes import Letterbox, merge_mirrored, unmirror
+from facetracker.boxes import Letterbox, cut_by_window, merge_mirrored, merge_views, tiles, unmirror
 from facetracker.errors import FacetrackerError
 from facetracker.output import import_tensorflow_quietly, quiet_native_stderr
 
@@ -357,6 +357,30 @@ class Detector:
         return [Detection(score=float(score), box=tuple(float(v) for v in box))
                 for score, box in zip(scores, boxes) if score >= min_score]
 
+    def detect_still(self, image_bgr: np.ndarray, min_score: float = config.MIN_SCORE) -> list[Detection]:
+        """Every face of a still image (a photo, a labelled frame), as carefully as the model can: seen as it is and
+        mirrored (detect_mirrored), and a big photo also in overlapping tiles (boxes.tiles: none under
+        TILE_FROM_SIDE px), so the small faces of a group are found; all merged (boxes.merge_views). Two model calls
+        per view: for images, not for live video."""
+        _check_frame(image_bgr)
+        height, width = image_bgr.shape[:2]
+        found = self.detect_mirrored(image_bgr, min_score)
+        windows = tiles(width, height)
+        if not windows:
+            return found
+        scores, boxes = [d.score for d in found], [d.box for d in found]
+        for x1, y1, x2, y2 in windows:
+            seen = self.detect_mirrored(np.ascontiguousarray(image_bgr[y1:y2, x1:x2]), min_score)
+            shifted = np.asarray([d.box for d in seen], np.float64).reshape(-1, 4) + [x1, y1, x1, y1]
+            # Tiles are for the small faces: a big one is seen best by the coarser views, and a tile showing a part
+            # of it at twice the size is the usual source of a false face.
+            small = (shifted[:, 2:] - shifted[:, :2]).max(axis=1) <= config.TILE_FACE_SHARE * (x2 - x1)
+            whole = small & ~cut_by_window(shifted, (x1, y1, x2, y2), width, height)
+            scores += [d.score for d, keep in zip(seen, whole) if keep]
+            boxes += [tuple(box) for box in shifted[whole]]
+        return [Detection(score=float(scores[k]), box=tuple(float(v) for v in boxes[k]))
+                for k in merge_views(scores, boxes)]
+
     def detect_batch(self, frames: list[np.ndarray], min_score: float = config.MIN_SCORE) -> list[list[Detection]]:
         """detect() for several frames (sizes may differ) in one model call where the runtime allows it."""
         if not frames:
@@ -375,6 +399,13 @@ class Detector:
         """Scores (N, K) sorted high to low and boxes (N, K, 4) as fractions of the input, zero-padded, for
         model-ready input (N, side, side, 3) float32."""
         return self.runtime.run(np.ascontiguousarray(batch, dtype=np.float32))
+
+
+def still_faces(detector, image_bgr: np.ndarray, min_score: float = config.MIN_SCORE) -> list:
+    """The faces of a still image, best first: Detector.detect_still (mirrored, and tiles for a big photo) when the
+    detector has it, detect() for others (Haar, stand-ins)."""
+    detect = getattr(detector, "detect_still", None) or detector.detect
+    return [d for d in detect(image_bgr, min_score=min_score) if d.score >= min_score]
 
 
 def make_resizer(mode: str, size: int | tuple[int, int]):

@@ -21,6 +21,7 @@ from pathlib import Path
 from facetracker import config
 from facetracker.errors import FacetrackerError
 from facetracker.files import atomic_path, ensure_writable_dir, list_images, read_image, write_image_atomic
+from facetracker.inference import still_faces
 
 VIDEO_OUT_SUFFIX = ".avi"  # MJPG in AVI: OpenCV writes it everywhere, every player reads it
 
@@ -159,7 +160,7 @@ def _run_image(item: Item, detector, threshold: float, summary: PredictSummary) 
     from facetracker.draw import draw_detections
 
     frame = read_image(item.path)  # raises FacetrackerError for a corrupt file: skipped and counted
-    detections = detector.detect(frame)
+    detections = still_faces(detector, frame)  # a photo: mirrored, and tiles when big (a group's small faces)
     record = {"image": item.path.name, **frame_record(detections, threshold)}
     summary.images += 1
     _count(summary, record)

@@ -26,6 +26,7 @@ from facetracker import config, labels
 from facetracker.boxes import iou_matrix
 from facetracker.errors import FacetrackerError
 from facetracker.files import ensure_writable_dir, list_images, read_image
+from facetracker.inference import still_faces
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the image
 
@@ -41,13 +42,6 @@ FINDING_KINDS = (MISSING_LABEL, MISPLACED, NO_FACE_SEEN, UNREVIEWED)
 
 
 # ---------------------------------------------------------------------------------------------- pre-labels
-
-
-def faces_in(detector, frame, min_score: float) -> list:
-    """The model's faces in one image, best first: seen as it is and mirrored, averaged (Detector.detect_mirrored),
-    since each image is looked at once and a person then reviews the result; plain detect() for other detectors."""
-    detect = getattr(detector, "detect_mirrored", detector.detect)
-    return [d for d in detect(frame, min_score=min_score) if d.score >= min_score]
 
 
 @dataclass
@@ -90,7 +84,7 @@ def prelabel_folder(detector, images_dir: Path, labels_dir: Path, face_label: st
                 summary.skipped.append(str(exc))
             else:
                 height, width = frame.shape[:2]
-                found = [(d.score, d.box) for d in faces_in(detector, frame, threshold) if _big_enough(d.box)]
+                found = [(d.score, d.box) for d in still_faces(detector, frame, threshold) if _big_enough(d.box)]
                 if not found:
                     summary.negatives.append(image)
                 elif write_new_json(label, labelme_json(image, labels_dir, (width, height), found, face_label,
@@ -229,7 +223,7 @@ def find_label_mistakes(detector, images_dir: Path, labels_dir: Path,
         floor = min(threshold, missing_score, config.MIN_SCORE)  # every face the model reports: the best score counts
         for sample in scan.samples:
             try:
-                detections = faces_in(detector, read_image(sample.image), floor)
+                detections = still_faces(detector, read_image(sample.image), floor)
             except FacetrackerError:
                 detections = []  # gone or damaged since the scan: the scan reports what it could not read
             finding = judge(sample, detections, threshold, missing_score, misplaced_iou)

@@ -11,11 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from facetracker import config
-from facetracker.boxes import Letterbox
+from facetracker.boxes import box_iou, tiles
 from facetracker.cli import app
 from facetracker.draw import FACE_COLOUR
 from facetracker.errors import FacetrackerError
-from facetracker.boxes import box_iou
 from facetracker.inference import Detection, Detector
 from facetracker.labels import scan
 from facetracker.predict import predict
@@ -100,13 +99,12 @@ def test_any_size_and_aspect(datasets_dir, detector, tmp_path):
         check_row(rows[name], width, height, threshold=0.0)
         assert rows[name]["faces"], "threshold 0: every detection the model returned is a face"
         assert cv2.imread(str(tmp_path / "out" / name)).shape == (height, width, 3)
-    # Every box is the model's box in the letterboxed input mapped back to the image's own pixels.
+    # A photo is seen as a still image: as it is and mirrored, and this 1280 px one in tiles too, in its own pixels.
     big = cv2.imread(str(tmp_path / "big.jpg"))  # as predict decoded it (JPEG is lossy)
-    scores, boxes = detector.raw(detector.prepare([big]))
-    found = scores[0] >= config.MIN_SCORE
-    assert len(rows["big.jpg"]["faces"]) == found.sum()
-    in_pixels = Letterbox(1280, 720, detector.image_size).to_frame(boxes[0][found])
-    np.testing.assert_allclose([f["box"] for f in rows["big.jpg"]["faces"]], in_pixels, atol=0.06)
+    assert tiles(1280, 720), "big enough for tiles"
+    still = detector.detect_still(big, min_score=config.MIN_SCORE)
+    assert [f["score"] for f in rows["big.jpg"]["faces"]] == pytest.approx([d.score for d in still], abs=1e-4)
+    np.testing.assert_allclose([f["box"] for f in rows["big.jpg"]["faces"]], [d.box for d in still], atol=0.06)
 
 
 def test_every_face_in_the_jsonl_and_on_the_copy(datasets_dir, tmp_path):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from facetracker import config, labels, prelabel
 from facetracker.cli import app
 from facetracker.boxes import iou_matrix
-from facetracker.inference import Detector
+from facetracker.inference import Detector, still_faces
 from clihelp import table_row
 from xdisplay import grab, gui_command, press_to_quit, screenshot, virtual_display, wait_for_window, window_title
 
@@ -197,7 +197,7 @@ def agreed_samples(data: Path, detector: Detector) -> list[tuple[labels.Sample, 
     """Labelled images where the model's best face is confident and on the human box: (sample, its score)."""
     agreed = []
     for sample in labels.scan(data / "images", data / "labels").samples:
-        found = prelabel.faces_in(detector, cv2.imread(str(sample.image)), config.MIN_SCORE)  # as the check sees it
+        found = still_faces(detector, cv2.imread(str(sample.image)), config.MIN_SCORE)  # as the check sees it
         if sample.has_face and found and found[0].score >= float(MISSING_SCORE) + 0.05 and \
                 iou_matrix(sample.boxes, [found[0].box]).max() >= 0.5:
             agreed.append((sample, found[0].score))
