@@ -253,7 +253,7 @@ def mean_blaze_cell(rows: list[dict], model: str) -> str:
 def quality_table(rows: list[dict], caption: str) -> str:
     """Per held-out set: the model's figures beside BlazeFace's, plus the unweighted mean over the sets."""
     lines = [caption, "",
-             "| held-out set | fold | images | faces | negatives | AP@0.5 | AP@[.5:.95] | mean IoU | recall @0.5 | "
+             "| held-out set | fold | images | faces | negatives | AP@0.5 | AP@[.5:.95] | mean IoU | recall | "
              "FP rate on negatives | BlazeFace full range AP@0.5 / IoU / FP rate | BlazeFace short range |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:

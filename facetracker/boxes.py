@@ -147,7 +147,8 @@ def tiles(width: int, height: int, min_side: int = config.TILE_MIN_SIDE, overlap
         step = side * (1 - overlap)
         xs = _starts(width, side, step)
         ys = _starts(height, side, step)
-        found += [(round(x), round(y), round(min(width, x + side)), round(min(height, y + side))) for y in ys for x in xs]
+        found += [(round(x), round(y), round(min(width, x + side)), round(min(height, y + side)))
+                  for y in ys for x in xs]
         side /= 2
     return found
 

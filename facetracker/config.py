@@ -132,7 +132,9 @@ TILE_FROM_SIDE = 1000  # px: images whose longer side is at least this get tiles
 TILE_OVERLAP = 0.3  # of a tile's side shared with its neighbour: faces up to this size lie whole in some tile
 TILE_FACE_SHARE = 0.4  # a tile keeps only faces at most this share of its side (bigger ones: the coarser views)
 TILE_INSIDE = 0.7  # a box with this share of its area inside a better one is a part of that face, not a face
-INFERENCE_THREADS = 2  # TFLite/onnxruntime threads per detector: both cores (live_fps: 0.19-0.28x decode vs 0.16-0.28x with 1)
+# TFLite/onnxruntime threads per detector: both cores, while the live reader thread decodes and resizes beside
+# them (benchmarks/live_fps.py, quiet machine: 0.19-0.28x decode with 2, 0.16-0.28x with 1).
+INFERENCE_THREADS = 2
 # fast-area: ~training's tf.image.resize(method="area") at 1/5 of the cost | area: exact, ~1 ms/frame | linear
 RESIZE_INTERPOLATION = "fast-area"
 
