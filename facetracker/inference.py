@@ -346,8 +346,8 @@ class Detector:
 
     def detect_mirrored(self, frame_bgr: np.ndarray, min_score: float = config.MIN_SCORE) -> list[Detection]:
         """detect() on the frame and on its mirror image, the two answers averaged (boxes.merge_mirrored): steadier
-        scores and boxes for twice the time, for work that looks at each image once (pre-labels, the label check;
-        benchmarks/prelabel_quality.py measures the gain)."""
+        scores and boxes for twice the time, for still images (detect_still; benchmarks/prelabel_quality.py
+        measures the gain). Each view keeps every face from MIN_SCORE, so a face one view scores low still pairs."""
         _check_frame(frame_bgr)
         found = self.detect(frame_bgr)
         mirrored = self.detect(cv2.flip(frame_bgr, 1))
