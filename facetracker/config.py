@@ -125,15 +125,16 @@ THRESHOLD = 0.4
 BUNDLED_MODEL_NAME = "facetracker.keras"  # in facetracker/assets/, used when --model is left out and models/ is empty
 BUNDLED_FAST_MODEL_NAME = "facetracker.tflite"  # its TFLite export, what live/predict/evaluate/demo run by default
 # Still images: the model also looks at overlapping tiles, so the small faces of a group photo are found
-# (boxes.tiles, Detector.detect_still; predict, evaluate and label on images, docs/quality.md). On 960x540 webcam frames
-# tiles found more faces but also clutter (webcam-t: 1.2 false faces per image), hence only from 1000 px.
+# (boxes.tiles, Detector.detect_still; predict, evaluate and label on images, docs/quality.md). On 960x540
+# webcam frames tiles found more faces but also clutter (webcam-t: 1.2 false faces per image): only from 1000 px.
 TILE_MIN_SIDE = 256  # px: the finest tiles, a little over the model's input (finer would only upsample)
 TILE_FROM_SIDE = 1000  # px: images whose longer side is at least this get tiles; webcam frames are seen whole
 TILE_OVERLAP = 0.3  # of a tile's side shared with its neighbour: faces up to this size lie whole in some tile
 TILE_FACE_SHARE = 0.4  # a tile keeps only faces at most this share of its side (bigger ones: the coarser views)
 TILE_INSIDE = 0.7  # a box with this share of its area inside a better one is a part of that face, not a face
 # TFLite/onnxruntime threads per detector: both cores, while the live reader thread decodes and resizes beside
-# them (benchmarks/live_fps.py, quiet machine: 0.19-0.28x decode with 2, 0.16-0.28x with 1).
+# them. benchmarks/live_fps.py could not tell 2 from 1 through the machine's noise (0.16-0.28x decode either way);
+# the fastest run was with 2 (532 FPS).
 INFERENCE_THREADS = 2
 # fast-area: ~training's tf.image.resize(method="area") at 1/5 of the cost | area: exact, ~1 ms/frame | linear
 RESIZE_INTERPOLATION = "fast-area"

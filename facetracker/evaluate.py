@@ -1,6 +1,8 @@
 """`facetracker evaluate`: how good a face detector is on a raw labelme folder (images/ + labels/).
 
-A FaceTracker finds any number of faces per image, so this is ordinary object-detection scoring, one class:
+A FaceTracker finds any number of faces per image, so this is ordinary object-detection scoring, one class. Each
+image is seen as a still image (inference.still_faces: as it is and mirrored, and a big photo in tiles too), as
+`predict` sees a photo:
 
 - Every detection of every image (score >= config.MIN_SCORE) is ranked by score across the whole folder.
 - Per image, detections are matched greedily in score order: each takes the still-unmatched labelled face it

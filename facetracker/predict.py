@@ -2,7 +2,8 @@
 
 One JSON line per image or video frame: "faces" lists every face at or above the threshold, best first, and
 "score"/"box" repeat the best one (its score even below the threshold) so readers of the single-face format keep
-working. Video frames are detected one by one, without track ids.
+working. An image is seen as a still image (inference.still_faces: as it is and mirrored, and a big photo in tiles
+too, for the small faces of a group); video frames are detected one by one, each seen once, without track ids.
 
 Every SOURCE is checked before any work starts (a missing one is one clear error), and so is every output
 name (nothing is overwritten without --force). A corrupt or unreadable file is skipped with a warning and

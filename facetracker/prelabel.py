@@ -269,5 +269,3 @@ def unreviewed_boxes(scan: labels.Scan, face_labels: tuple[str, ...] = config.FA
         if count:
             found.append(Finding(UNREVIEWED, sample.image, sample.label, 0.0, count=count))
     return sorted(found, key=lambda f: f.image.name)
-
-
