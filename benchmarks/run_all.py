@@ -1,4 +1,5 @@
-"""`make bench`: every speed benchmark in turn, each in its own process, output straight to the terminal.
+"""`make bench`: every speed benchmark in turn, then the quick quality ones of the bundled model (tracking on a
+composed two-person clip, composed group photos), each in its own process, output straight to the terminal.
 
     .venv/bin/python benchmarks/run_all.py [--skip NAME ...]
 
@@ -25,6 +26,8 @@ def benchmarks(work: Path) -> dict[str, list[str]]:
         "pipeline": ["pipeline_speed.py", "--data", str(work / "augment" / "aug_data_w1")],
         "train": ["train_speed.py"],
         "live": ["live_fps.py"],
+        "tracking": ["tracking_quality.py"],
+        "group": ["group_photos.py"],
         "resize": ["resize_modes.py"],
         "export": ["export_fidelity.py"],
     }
