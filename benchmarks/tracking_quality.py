@@ -85,30 +85,21 @@ class ReplayDetector:
         return [Detection(score, box) for score, box in found]
 
 
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
-
-
 def score(truth, tracks_per_frame) -> dict:
     """motmetrics CLEAR-MOT and identity figures, plus the acceptance counts."""
     import motmetrics as mm
     import numpy as np
     from scipy.optimize import linear_sum_assignment
 
+    from facetracker.boxes import iou_matrix
+
     accumulator = mm.MOTAccumulator(auto_id=True)
     both_visible = both_tracked = 0
     for faces, tracks in zip(truth, tracks_per_frame):
         shown = [f for f in faces if f.visible >= MIN_VISIBLE]
         # motmetrics' own iou_matrix uses np.asfarray, gone in NumPy 2: the distances are computed here.
-        distances = np.full((len(shown), len(tracks)), np.nan)
-        for r, face in enumerate(shown):
-            for c, track in enumerate(tracks):
-                overlap = iou(face.box, track.box)
-                if overlap >= MIN_IOU:
-                    distances[r, c] = 1.0 - overlap
+        overlap = iou_matrix([f.box for f in shown], [t.box for t in tracks])
+        distances = np.where(overlap >= MIN_IOU, 1.0 - overlap, np.nan)
         accumulator.update([f.person for f in shown], [t.id for t in tracks], distances)
         if len(shown) == 2:
             both_visible += 1

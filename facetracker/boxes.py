@@ -84,12 +84,17 @@ def box_iou(boxes_a, boxes_b) -> np.ndarray:
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     # Broadcasting over the leading axes; boxes without area overlap nothing (IoU 0, never a division by 0).
-    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = inter_w * inter_h
+    inter = _intersection(a, b)
     union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) \
         - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Area shared by boxes a and b, broadcasting over the leading axes."""
+    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    return inter_w * inter_h
 
 
 # ---------------------------------------------------------------- a frame and its mirror image (numpy)
@@ -185,18 +190,10 @@ def merge_views(scores, boxes, iou: float = config.NMS_IOU, inside: float = conf
     areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
     kept: list[int] = []
     for k in keep:
-        overlap = intersection(boxes[k], boxes[kept]) / max(areas[k], 1e-9) if kept else np.zeros(0)
+        overlap = _intersection(boxes[k], boxes[kept]) / max(areas[k], 1e-9)  # none kept yet: empty
         if not (overlap >= inside).any():
             kept.append(int(k))
     return np.asarray(kept, int)
-
-
-def intersection(box, boxes) -> np.ndarray:
-    """Area of `box` (4,) shared with each of `boxes` (N, 4)."""
-    boxes = as_boxes(boxes)
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    return w * h
 
 
 # ---------------------------------------------------------------- the grid (TensorFlow, inside the model)

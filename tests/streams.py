@@ -105,8 +105,9 @@ class TruthDetector:
 def ids_by_person(truth, tracks_per_frame, min_visible: float = 0.5, min_iou: float = 0.5) -> dict[int, list]:
     """For each composed person, the id of the track on its face in every frame (Hungarian matching at IoU >=
     min_iou), None when no track is on it, "hidden" when less than `min_visible` of it shows."""
-    import numpy as np
     from scipy.optimize import linear_sum_assignment
+
+    from facetracker.boxes import iou_matrix
 
     out: dict[int, list] = {}
     for faces, tracks in zip(truth, tracks_per_frame):
@@ -118,7 +119,7 @@ def ids_by_person(truth, tracks_per_frame, min_visible: float = 0.5, min_iou: fl
                 out[face.person].append("hidden")
         if not shown:
             continue
-        overlap = np.array([[box_iou(f.box, t.box) for t in tracks] for f in shown]).reshape(len(shown), len(tracks))
+        overlap = iou_matrix([f.box for f in shown], [t.box for t in tracks])
         ids = {f.person: None for f in shown}
         if tracks:
             for r, c in zip(*linear_sum_assignment(-overlap)):
@@ -129,8 +130,8 @@ def ids_by_person(truth, tracks_per_frame, min_visible: float = 0.5, min_iou: fl
     return out
 
 
-def box_iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
+def iou(a, b) -> float:
+    """IoU of two [x1, y1, x2, y2] boxes (facetracker.boxes.box_iou, checked by hand in tests/test_evaluate.py)."""
+    from facetracker.boxes import box_iou
+
+    return float(box_iou([a], [b])[0])

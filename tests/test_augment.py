@@ -26,6 +26,7 @@ from facetracker.files import read_image
 from facetracker.labels import parse_label, scan
 from facetracker.split import split_dataset
 from spoil import BAD_INPUT, spoil_first_face
+from streams import iou
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 256
@@ -55,13 +56,6 @@ def by_name(labels: dict[str, dict]) -> dict[str, dict]:
 def sources(data: Path) -> list:
     """Samples of every part (image, label, size, box) as labels.scan reads them."""
     return [s for part in PARTS for s in scan(data / part / "images", data / part / "labels").samples]
-
-
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def assert_same_picture(written_path: Path, replayed_rgb) -> np.ndarray:

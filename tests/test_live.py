@@ -25,7 +25,7 @@ from facetracker.labels import scan
 from facetracker.camera import FrameReader, open_source
 from facetracker.live import STATUS_REFRESH_SECONDS, LiveStats, _frame_preparer, _Loop, run_live
 from facetracker.recording import VideoRecorder, count_video_frames
-from streams import TruthDetector, ids_by_person, mjpeg_camera, two_people_clip
+from streams import TruthDetector, ids_by_person, iou, mjpeg_camera, two_people_clip
 from xdisplay import gui_command, press_to_quit, virtual_display, wait_for_window, x_env
 
 runner = CliRunner()
@@ -62,13 +62,6 @@ def one_line(text: str) -> str:
 
 def no_temp_files(folder: Path) -> bool:
     return not list(folder.glob(".*.tmp*"))
-
-
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
 
 
 def outline_difference(recorded: np.ndarray, source: np.ndarray, box) -> tuple[float, float]:
