@@ -249,6 +249,9 @@ def random_colour(image):
     image = tf.image.random_contrast(image, 0.6, 1.4)
     image = tf.image.random_saturation(tf.clip_by_value(image, 0, 1), 0.4, 1.6)
     image = tf.image.random_hue(image, 0.05)
+    if config.VIEW_GAMMA[0] != config.VIEW_GAMMA[1]:
+        low, high = np.log(config.VIEW_GAMMA[0]), np.log(config.VIEW_GAMMA[1])
+        image = tf.clip_by_value(image, 0, 1) ** tf.exp(tf.random.uniform((), low, high))
     if tf.random.uniform(()) < config.AUG_GRAY_SHARE:
         image = tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(image))
     if tf.random.uniform(()) < 0.3:

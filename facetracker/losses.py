@@ -83,24 +83,48 @@ def focal_loss(positive, logits, gamma: float = config.FOCAL_GAMMA, alpha: float
     return ops.sum(per_cell, axis=-1)
 
 
+def quality_focal_loss(quality, logits, beta: float = config.FOCAL_GAMMA):
+    """Quality focal loss (Li et al. 2020, Generalized Focal Loss) summed over cells, per image: (B, C) -> (B,).
+
+    The target of a face cell is the IoU of its own predicted box with the face (0 elsewhere), so the score ranks
+    a well-placed box above a badly placed one: NMS keeps the better box, and AP, which ranks by score, counts it
+    first. |target - p|^beta plays the focal term's part for the many easy background cells."""
+    per_cell = ops.binary_crossentropy(quality, logits, from_logits=True)
+    return ops.sum(per_cell * ops.power(ops.abs(quality - ops.sigmoid(logits)), beta), axis=-1)
+
+
+SCORE_LOSSES = ("focal", "quality_focal")
+
+
+def check_score_loss(name: str) -> None:
+    if name not in SCORE_LOSSES:
+        raise FacetrackerError(f"unknown score loss '{name}'", None, f"choose one of: {', '.join(SCORE_LOSSES)}")
+
+
 def dense_losses(true_boxes, logits, distances, grid: int, class_weight: float = 1.0, box_weight: float = 1.0,
-                 box_loss: str = "giou") -> dict:
+                 box_loss: str = "giou", score_loss: str = "focal") -> dict:
     """The dual loss of the dense detector over a batch.
 
     true_boxes (B, M, 4) input fractions (zero rows are padding; an image with none is a negative), logits
     (B, C), distances (B, C, 4). Both terms are normalised by the number of face cells in the batch, as in
     RetinaNet/FCOS, so a batch of small faces weighs as much as one of large faces.
     Returns {"loss", "class_loss", "box_loss", "iou" (mean IoU on face cells), "positives"}."""
-    check_box_loss(box_loss)
+    check_box_loss(box_loss), check_score_loss(score_loss)
     from facetracker.boxes import assign_faces, decode_boxes
 
     positive, matched = assign_faces(true_boxes, grid)
     positives = ops.sum(positive)
     normaliser = ops.maximum(positives, 1.0)
-    cls = ops.sum(focal_loss(positive, logits)) / normaliser
     predicted = ops.reshape(decode_boxes(distances, grid), (-1, 4))
     matched, weight = ops.reshape(matched, (-1, 4)), ops.reshape(positive, (-1,))
+    cell_iou = box_iou(matched, predicted) * weight
+    if score_loss == "quality_focal":
+        # The IoU is a target, not something the score may pull on: no gradient into the boxes from here.
+        quality = ops.reshape(ops.stop_gradient(cell_iou), ops.shape(positive))
+        cls = ops.sum(quality_focal_loss(quality, logits)) / normaliser
+    else:
+        cls = ops.sum(focal_loss(positive, logits)) / normaliser
     box = ops.sum(BOX_LOSSES[box_loss](matched, predicted) * weight) / normaliser
-    iou = ops.sum(box_iou(matched, predicted) * weight) / normaliser
+    iou = ops.sum(cell_iou) / normaliser
     return {"loss": class_weight * cls + box_weight * box, "class_loss": cls, "box_loss": box, "iou": iou,
             "positives": positives}

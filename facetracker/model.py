@@ -326,7 +326,8 @@ class FaceTracker(keras.Model):
         set_bn_momentum(self.backbone, self.bn_momentum)
         self._build_neck_and_head()
         self._trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "class_loss", "box_loss", "iou")}
-        self.loss_options = dict(class_weight=1.0, box_weight=1.0, box_loss=config.BOX_LOSS)
+        self.loss_options = dict(class_weight=1.0, box_weight=1.0, box_loss=config.BOX_LOSS,
+                                 score_loss=config.SCORE_LOSS)
         self.build((None, self.image_size, self.image_size, 3))
 
     def _build_neck_and_head(self):
@@ -384,9 +385,10 @@ class FaceTracker(keras.Model):
 
     # ---- training -------------------------------------------------------------------------------------------
     def compile(self, optimizer="adam", class_weight: float = 1.0, box_weight: float = 1.0,
-                box_loss: str = config.BOX_LOSS, **kwargs):
-        losses.check_box_loss(box_loss)
-        self.loss_options = dict(class_weight=float(class_weight), box_weight=float(box_weight), box_loss=box_loss)
+                box_loss: str = config.BOX_LOSS, score_loss: str = config.SCORE_LOSS, **kwargs):
+        losses.check_box_loss(box_loss), losses.check_score_loss(score_loss)
+        self.loss_options = dict(class_weight=float(class_weight), box_weight=float(box_weight), box_loss=box_loss,
+                                 score_loss=score_loss)
         super().compile(optimizer=optimizer, **kwargs)
 
     def get_compile_config(self):
