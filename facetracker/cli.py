@@ -171,11 +171,13 @@ def split(
     force: bool = typer.Option(False, "--force", help="Redo an existing split from scratch."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, move nothing."),
     label_names: Optional[List[str]] = typer.Option(None, "--label", help=LABEL_HELP),
+    labelled_only: bool = typer.Option(False, "--labelled-only", help="Leave images without a label file in "
+                                       "images/ (to pre-label them later) instead of splitting them as negatives."),
 ):
     """Move images and their labels into train/val/test, negatives in every part."""
     from facetracker.split import split_dataset
 
-    split_dataset(data, ratios=ratios, seed=seed, force=force, dry_run=dry_run,
+    split_dataset(data, ratios=ratios, seed=seed, force=force, dry_run=dry_run, labelled_only=labelled_only,
                   face_labels=face_labels(label_names, data / config.LABELS, *split_label_dirs(data)))
 
 

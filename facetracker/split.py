@@ -6,6 +6,8 @@ Re-running after new frames were collected adds only the new files, filling each
 and keeping the existing assignment; --force re-splits everything, moving files straight from where they are
 to where they belong (no intermediate "gather back" step, so there is no extra state to get interrupted in).
 Nothing moves before the whole plan is checked (destinations free, names unique, folders writable).
+--labelled-only leaves images without a label file in data/images instead of splitting them as negatives: label a
+few frames, train, let `facetracker label --prelabel` draw the rest, review them, then split again.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Inventory:
     placed: dict[str, list[Sample]] = field(default_factory=lambda: {p: [] for p in PARTS})
     warnings: list[str] = field(default_factory=list)
     pending_unusable: int = 0  # images left in data/images because they or their labels are unreadable
+    unlabelled_left: int = 0  # images without a label file left in data/images by --labelled-only
 
     @property
     def split_exists(self) -> bool:
@@ -58,15 +61,18 @@ class SplitPlan:
 
 def split_dataset(data: Path = config.DATA_DIR, ratios: Sequence[float] = config.SPLIT_RATIOS,
                   seed: int = config.SPLIT_SEED, force: bool = False, dry_run: bool = False,
-                  face_labels: tuple[str, ...] = config.FACE_LABELS, console: Console | None = None) -> SplitPlan:
-    """Plan the split, print it, and (unless dry_run) move the files. Returns the plan."""
+                  face_labels: tuple[str, ...] = config.FACE_LABELS, labelled_only: bool = False,
+                  console: Console | None = None) -> SplitPlan:
+    """Plan the split, print it, and (unless dry_run) move the files. Returns the plan.
+
+    labelled_only: images in data/images without a label file stay there (not split as negatives)."""
     console = console or Console()
     data = Path(data)
     ratios = check_ratios(ratios)
     if not data.is_dir():
         raise FacetrackerError("data folder not found", data, "run `facetracker collect` first or pass --data")
     resumed = _finish_interrupted_split(data, dry_run, console)
-    inventory = take_inventory(data, face_labels)
+    inventory = take_inventory(data, face_labels, labelled_only)
     warn(console, inventory.warnings)
     plan = plan_split(data, inventory, ratios, seed, force, resumed=resumed)
     check_plan(plan)
@@ -117,8 +123,9 @@ def _targets(total: int, ratios: Sequence[float]) -> list[int]:
     return target
 
 
-def take_inventory(data: Path, face_labels: tuple[str, ...]) -> Inventory:
-    """Scan data/images and every part; unusable files are reported and stay where they are."""
+def take_inventory(data: Path, face_labels: tuple[str, ...], labelled_only: bool = False) -> Inventory:
+    """Scan data/images and every part; unusable files are reported and stay where they are, and so do images
+    without a label file when `labelled_only`."""
     inventory = Inventory()
     pending_dir = data / config.IMAGES
     part_dirs = {p: data / p / config.IMAGES for p in PARTS if (data / p / config.IMAGES).is_dir()}
@@ -126,7 +133,8 @@ def take_inventory(data: Path, face_labels: tuple[str, ...]) -> Inventory:
         raise FacetrackerError("no images folder", pending_dir, "run `facetracker collect` first or pass --data")
     if pending_dir.is_dir():
         found = scan(pending_dir, data / config.LABELS, face_labels)
-        inventory.pending = found.samples
+        inventory.pending = [s for s in found.samples if s.label is not None or not labelled_only]
+        inventory.unlabelled_left = len(found.samples) - len(inventory.pending)
         inventory.pending_unusable = found.images_found - len(found.samples)
         inventory.warnings += [f"{line} (left where it is)" for line in found.skipped]
     for part, images_dir in part_dirs.items():
@@ -141,6 +149,10 @@ def plan_split(data: Path, inventory: Inventory, ratios: Sequence[float], seed: 
     """Decide where every usable file goes (nothing is moved here).
 
     resumed: an interrupted split was just finished, so having nothing new to add is expected, not an error."""
+    if not inventory.pending and inventory.unlabelled_left and not (inventory.split_exists and (force or resumed)):
+        raise FacetrackerError(f"none of the {inventory.unlabelled_left} images left has a label file",
+                               data / config.IMAGES, "label some with `facetracker label` (or --prelabel), then "
+                               "split again")
     if inventory.split_exists and not force and not inventory.pending and not resumed:
         raise FacetrackerError("data is already split and there are no new images", data / config.IMAGES,
                                "collect and label more frames, or use --force to split everything again")
@@ -257,4 +269,6 @@ def _table(plan: SplitPlan, title: str) -> Table:
     left = plan.inventory.pending_unusable
     if left:
         table.add_row(f"{config.IMAGES} (unusable, left)", str(left), "", "", "")
+    if plan.inventory.unlabelled_left:
+        table.add_row(f"{config.IMAGES} (no label file, left)", str(plan.inventory.unlabelled_left), "", "", "")
     return table

@@ -701,7 +701,7 @@ def plot_history(history: dict[str, list[float]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("loss", "total loss"), ("class_loss", "class loss (focal)"), ("box_loss", "box loss"),
+    panels = [("loss", "total loss"), ("class_loss", "class loss (face score)"), ("box_loss", "box loss"),
               ("iou", "IoU on face cells")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
     for ax, (key, title) in zip(axes, panels):

@@ -313,6 +313,39 @@ def test_iou_and_giou_match_hand_computed_values():
                                atol=1e-5)
 
 
+def test_quality_focal_loss_is_lowest_where_the_score_is_the_box_iou():
+    # One face cell whose box overlaps its face at IoU 0.6, one background cell: the loss per cell is smallest
+    # when the face cell scores 0.6 (not 1, as plain focal loss would want) and the background cell scores 0.
+    quality = np.array([[0.6, 0.0]], "float32")
+    scores = np.linspace(0.05, 0.95, 19)
+    face_cell = [float(losses.quality_focal_loss(quality[:, :1], np.log([[p / (1 - p)]]).astype("float32"))[0])
+                 for p in scores]
+    assert scores[int(np.argmin(face_cell))] == pytest.approx(0.6, abs=0.03)
+    low = float(losses.quality_focal_loss(quality[:, 1:], np.array([[-6.0]], "float32"))[0])
+    high = float(losses.quality_focal_loss(quality[:, 1:], np.array([[2.0]], "float32"))[0])
+    assert low < 1e-4 < high
+
+
+def test_quality_focal_score_loss_targets_the_iou_of_the_predicted_box():
+    grid = 4
+    true_boxes = np.zeros((1, 1, 4), "float32")
+    true_boxes[0, 0] = FACE
+    positive, _ = boxes.assign_faces(true_boxes, grid)
+    distances = np.zeros((1, grid * grid, 4), "float32")
+    for cell in np.flatnonzero(np.asarray(positive)[0]):
+        distances[0, cell] = distances_for(FACE, cell, grid)
+    perfect, sure = np.full((1, grid * grid), -9.0, "float32"), np.asarray(positive, "float32") * 18.0 - 9.0
+    # A perfect box and a sure score: nothing to learn. The same score on a box moved off the face: a loss.
+    assert float(losses.dense_losses(true_boxes, sure, distances, grid, score_loss="quality_focal")["class_loss"]) \
+        == pytest.approx(0.0, abs=1e-3)
+    moved = distances + np.array([0.0, 0.0, 1.0, 1.0], "float32")
+    off = losses.dense_losses(true_boxes, sure, moved, grid, score_loss="quality_focal")
+    assert float(off["iou"]) < 0.9 and float(off["class_loss"]) > 0.1
+    assert float(losses.dense_losses(true_boxes, perfect, distances, grid, score_loss="quality_focal")["class_loss"]) > 1
+    with pytest.raises(FacetrackerError, match="unknown score loss"):
+        losses.dense_losses(true_boxes, sure, distances, grid, score_loss="bce")
+
+
 def test_unknown_box_loss_is_refused():
     true_boxes, logits, distances = one_face_and_one_negative()
     with pytest.raises(FacetrackerError, match="unknown box loss 'l1'"):

@@ -120,6 +120,33 @@ def test_rerun_adds_only_new_images_and_keeps_the_assignment(dataset_copy, datas
     assert faces == [14, 3, 3] and negatives == [2, 1, 1]
 
 
+def test_labelled_only_leaves_unlabelled_frames_for_prelabelling(dataset_copy, tmp_path):
+    # The "label a few, let the model draw the rest" workflow: frames without a label file are not negatives yet.
+    data = dataset_copy("webcam-a", limit=14, negatives=0)
+    held = tmp_path / "labelled-later"
+    held.mkdir()
+    later = sorted((data / "labels").glob("*.json"))[:4]
+    for label in later:
+        shutil.move(label, held / label.name)
+    result = cli("split", "--data", str(data), "--labelled-only")
+    assert result.exit_code == 0, result.output
+    assert "no label file, left" in result.output
+    assert sorted(p.stem for p in (data / "images").iterdir()) == sorted(p.stem for p in later)
+    assert sum(face_count(data, part)[0] for part in PARTS) == 10
+    assert sum(face_count(data, part)[1] for part in PARTS) == 0  # nothing became a negative
+    assert_pairs_together(data)
+
+    for label in later[:2]:  # two of them labelled (or pre-labelled and reviewed) since
+        shutil.move(held / label.name, data / "labels" / label.name)
+    plan = split_dataset(data, labelled_only=True)
+    assert sum(plan.added.values()) == 2 and plan.inventory.unlabelled_left == 2
+    assert sum(face_count(data, part)[0] for part in PARTS) == 12
+    before = tree(data)
+    assert_one_line_error(cli("split", "--data", str(data), "--labelled-only"), "none of the 2 images",
+                          "facetracker label")
+    assert tree(data) == before
+
+
 def test_force_resplits_everything_like_a_fresh_split(dataset_copy, tmp_path):
     data = dataset_copy("webcam-b", limit=15, negatives=3, dest=tmp_path / "data")
     fresh = dataset_copy("webcam-b", limit=15, negatives=3, dest=tmp_path / "fresh")
