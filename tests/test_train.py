@@ -257,8 +257,10 @@ def test_training_from_scratch_overfits_a_handful_of_real_images(trained):
     history = result.state.history
     assert len(history["loss"]) == 5 and result.state.epoch == 5
     assert result.state.start == "training from scratch" and not result.state.frozen_batchnorm
-    assert history["loss"][-1] < 0.7 * history["loss"][0], history["loss"]
-    assert history["box_loss"][-1] < history["box_loss"][0]
+    # The face score learns the IoU of its own box (quality focal loss), so while the boxes improve, its targets
+    # rise and its loss with them: the boxes are what show the fit.
+    assert history["box_loss"][-1] < 0.7 * history["box_loss"][0], history["box_loss"]
+    assert history["iou"][-1] > 0.5 > history["iou"][0], history["iou"]
     assert {"val_loss", "val_class_loss", "val_box_loss", "val_iou"} <= set(history)
 
 
