@@ -129,7 +129,8 @@ def main() -> None:
     parser.add_argument("--detections", choices=("model", "truth"), default="model")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=5, help="--detections truth: noise seeds (runs per size)")
-    parser.add_argument("--threshold", type=float, default=None, help="live --threshold (default: config's)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="live --threshold (default: live's, config.TRACK_THRESHOLD)")
     parser.add_argument("--people", default=",".join(PEOPLE), help="the two shared sets whose person walks")
     parser.add_argument("--background", default=BACKGROUND, help="the shared set whose face-free frame is the room")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON lines too")
@@ -137,7 +138,7 @@ def main() -> None:
     people = tuple(args.people.split(","))
     from facetracker import config
 
-    args.threshold = config.THRESHOLD if args.threshold is None else args.threshold
+    args.threshold = config.TRACK_THRESHOLD if args.threshold is None else args.threshold
     if len(people) != 2 or not all((DATASETS / name / "images").is_dir() for name in (*people, args.background)):
         sys.exit(f"need two --people and a --background among the data sets in {DATASETS} (FACETRACKER_DATASETS)")
 
@@ -181,7 +182,7 @@ def report(rows: list[dict], what: str, load: tuple, args) -> str:
               (f" --frames {args.frames}" if args.frames != 300 else "") + \
               (f" --people {args.people}" if args.people != ",".join(PEOPLE) else "") + \
               (f" --background {args.background}" if args.background != BACKGROUND else "") + \
-              (f" --threshold {args.threshold:g}" if args.threshold != config.THRESHOLD else "")
+              (f" --threshold {args.threshold:g}" if args.threshold != config.TRACK_THRESHOLD else "")
     lines = [f"`{command}` — detections: {what}", "",
              "| clip | seed | MOTA | IDF1 | id switches | fragmentations | false positives | misses | both tracked / "
              "both visible | distinct ids | mostly tracked | FPS |",

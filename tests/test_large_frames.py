@@ -147,10 +147,11 @@ def test_evaluate_big_frames_like_the_small_ones(frames, tmp_path, monkeypatch):
     small = evaluate(frames["small"], tmp_path / "small")
     assert (big["images"], big["faces"], big["negatives"]) == (FACES + NEGATIVES, FACES, NEGATIVES)
     assert 0.0 <= big["ap50"] <= 1.0
-    # The model sees the same picture in both, squashed to its input size: the same faces are found, so the
-    # same AP (small differences only from resampling). Truth boxes read in the wrong scale would break this.
-    assert big["ap50"] == pytest.approx(small["ap50"], abs=0.1)
+    # The model sees the same picture in both, squashed to its input size: the same faces are found (small
+    # differences from resampling, and from the tiles every still image of 1000 px or more is also seen in, which
+    # add a few detections to the ranking of the big ones). Truth boxes read in the wrong scale would find none.
     assert big["true_positives"] == pytest.approx(small["true_positives"], abs=1)
+    assert big["ap50"] > 0.5 and small["ap50"] > 0.5
 
 
 def predict_rows(images: Path, out: Path) -> list[dict]:
