@@ -5,7 +5,7 @@
 # run with their defaults, and benchmarks/prelabel_quality.py scores pre-labels of the set's other images, by the
 # fine-tuned model and by MODEL, against their human labels (kept aside in WORK/rest).
 #
-#   bash benchmarks/finetune_prelabel.sh SET [N=20] [MODEL=benchmarks/results/quality/2-folds-30-epochs/fold-1.keras]
+#   bash benchmarks/finetune_prelabel.sh SET [N=20] [MODEL=benchmarks/results/quality/2-folds-30-epochs-qfl/fold-1.keras]
 #
 # MODEL should not have seen SET (a fold model of benchmarks/quality.py).
 # Work folder: benchmarks/results/finetune-prelabel/SET.
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 SET=${1:?usage: bash benchmarks/finetune_prelabel.sh SET [N] [MODEL]}
 N=${2:-20}
-MODEL=$(realpath "${3:-benchmarks/results/quality/2-folds-30-epochs/fold-1.keras}")
+MODEL=$(realpath "${3:-benchmarks/results/quality/2-folds-30-epochs-qfl/fold-1.keras}")
 PY=$REPO/.venv/bin/python
 SRC=${FACETRACKER_DATASETS:-$REPO/../shared/datasets}/$SET
 WORK=$REPO/benchmarks/results/finetune-prelabel/$SET

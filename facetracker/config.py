@@ -188,7 +188,8 @@ EXPORT_DUPLICATE_IOU = 0.3
 # live tracking (facetracker/tracking.py, facetracker/live.py)
 # A track is born at this score (held down to TRACK_THRESHOLD - TRACK_HYSTERESIS_MARGIN): lower than THRESHOLD,
 # because a track needs TRACK_BIRTH_HITS detections in a row, which a one-frame false positive rarely has; the demo's
-# smaller second face scores 0.25-0.4 and is held in 95 of 100 frames at 0.3, 56 at 0.4.
+# smaller second face scores 0-0.6 (median 0.28) and is held in 66 of 100 frames at 0.3. At 0.25 the false
+# positives of the tracking benchmark (docs/benchmarks.md) went from 23 / 20 to 62 / 137.
 TRACK_THRESHOLD = 0.3
 TRACK_SMOOTHER = "kalman"  # kalman | ema | none
 TRACK_EMA_ALPHA = 0.5  # weight of the newest box in the EMA
