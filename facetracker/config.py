@@ -94,8 +94,8 @@ MIN_FACE_PIXELS = 3  # faces narrower than this in the model input are dropped f
 # the bundled model's recipe (facetracker/recipe.py): random views of labelme photos drawn in tf.data
 PHOTO_SIDE = 384  # photos are kept in RAM with their longest side at most this (2 500 photos: ~0.7 GB)
 VIEW_ZOOM = (0.35, 1.8)  # the photo's longest side becomes this times the input side (log-uniform)
-MOSAIC_SHARE = 0.3
-VIEW_GAMMA = (0.6, 1.6)  # gamma of a training view, log-uniform in this range: under- and over-exposed cameras  # share of training images that are 2x2 mosaics of four photos
+MOSAIC_SHARE = 0.3  # share of training images that are 2x2 mosaics of four photos
+VIEW_GAMMA = (0.6, 1.6)  # gamma of a training view, log-uniform in this range: under- and over-exposed cameras
 RECIPE_EPOCHS = 30
 RECIPE_BATCH_SIZE = 16
 # The shared data sets whose README says some unlabelled images show a face: their unlabelled images are not

@@ -102,12 +102,13 @@ def check_score_loss(name: str) -> None:
 
 
 def dense_losses(true_boxes, logits, distances, grid: int, class_weight: float = 1.0, box_weight: float = 1.0,
-                 box_loss: str = "giou", score_loss: str = "focal") -> dict:
+                 box_loss: str = config.BOX_LOSS, score_loss: str = config.SCORE_LOSS) -> dict:
     """The dual loss of the dense detector over a batch.
 
     true_boxes (B, M, 4) input fractions (zero rows are padding; an image with none is a negative), logits
     (B, C), distances (B, C, 4). Both terms are normalised by the number of face cells in the batch, as in
     RetinaNet/FCOS, so a batch of small faces weighs as much as one of large faces.
+    score_loss: "focal" (is this cell a face?) or "quality_focal" (how well does its box fit the face?).
     Returns {"loss", "class_loss", "box_loss", "iou" (mean IoU on face cells), "positives"}."""
     check_box_loss(box_loss), check_score_loss(score_loss)
     from facetracker.boxes import assign_faces, decode_boxes
