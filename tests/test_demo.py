@@ -134,7 +134,7 @@ def test_demo_holds_both_faces_and_no_id_switches(demo_run):
     """A regression check of the shipped model on a person it never saw, twice in the frame. Inference is
     deterministic, so this does not flake. The bundled model holds the astronaut in 100 of 100 frames and her
     smaller pasted copy in 66 (scores 0-0.15 while it overlaps her suit and near the bottom edge; the previous
-    bundle: 95; docs/quality.md, "The bundled model"). The bars leave room for other CPUs' float rounding, while a broken
-    preprocessing, export or tracker lands far below."""
+    bundle: 95; docs/quality.md, "The bundled model"). The bars leave room for other CPUs' float rounding, while
+    a broken preprocessing, export or tracker lands far below."""
     _, stats, _ = demo_run
     check_both_held_without_id_switch(stats, min_held=0.95, min_held_copy=0.6)
