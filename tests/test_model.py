@@ -285,14 +285,21 @@ def test_total_loss_weights_class_and_box_terms():
     np.testing.assert_allclose(float(plain["loss"]), float(plain["class_loss"]) + float(plain["box_loss"]), rtol=1e-5)
 
 
-def test_a_perfect_head_has_iou_1_and_no_giou_loss():
-    grid = 4
+def one_face_and_a_perfect_head(grid: int = 4):
+    """true boxes (1, 1, 4) holding FACE, the cells assigned to it (1, C) and head distances (1, C, 4) that make
+    every one of those cells predict FACE exactly."""
     true_boxes = np.zeros((1, 1, 4), "float32")
     true_boxes[0, 0] = FACE
     positive, _ = boxes.assign_faces(true_boxes, grid)
     distances = np.zeros((1, grid * grid, 4), "float32")
     for cell in np.flatnonzero(np.asarray(positive)[0]):
         distances[0, cell] = distances_for(FACE, cell, grid)
+    return true_boxes, np.asarray(positive), distances
+
+
+def test_a_perfect_head_has_iou_1_and_no_giou_loss():
+    grid = 4
+    true_boxes, positive, distances = one_face_and_a_perfect_head(grid)
     result = losses.dense_losses(true_boxes, np.zeros((1, grid * grid), "float32"), distances, grid)
     assert float(result["iou"]) == pytest.approx(1.0, abs=1e-5)
     assert float(result["box_loss"]) == pytest.approx(0.0, abs=1e-5)
@@ -328,12 +335,7 @@ def test_quality_focal_loss_is_lowest_where_the_score_is_the_box_iou():
 
 def test_quality_focal_score_loss_targets_the_iou_of_the_predicted_box():
     grid = 4
-    true_boxes = np.zeros((1, 1, 4), "float32")
-    true_boxes[0, 0] = FACE
-    positive, _ = boxes.assign_faces(true_boxes, grid)
-    distances = np.zeros((1, grid * grid, 4), "float32")
-    for cell in np.flatnonzero(np.asarray(positive)[0]):
-        distances[0, cell] = distances_for(FACE, cell, grid)
+    true_boxes, positive, distances = one_face_and_a_perfect_head(grid)
     perfect, sure = np.full((1, grid * grid), -9.0, "float32"), np.asarray(positive, "float32") * 18.0 - 9.0
     # A perfect box and a sure score: nothing to learn. The same score on a box moved off the face: a loss.
     assert float(losses.dense_losses(true_boxes, sure, distances, grid, score_loss="quality_focal")["class_loss"]) \
