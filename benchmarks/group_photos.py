@@ -1,7 +1,7 @@
 """Group photos: how many faces the model finds in a big photo of many people, seen whole or with tiles.
 
     .venv/bin/python benchmarks/group_photos.py                      # the bundled model, people of every set
-    .venv/bin/python benchmarks/group_photos.py --model benchmarks/results/quality/2-folds-30-epochs/fold-1.keras \\
+    .venv/bin/python benchmarks/group_photos.py --model benchmarks/results/quality/2-folds-30-epochs-qfl/fold-1.keras \\
         --people webcam-c webcam-d webcam-g webcam-i webcam-m webcam-n webcam-p webcam-q webcam-s caltech-faces
 
 No group photo ships with ../shared, so each one is composed from real faces (facetracker.demo.group_photo): one
