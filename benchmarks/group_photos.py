@@ -11,6 +11,8 @@ on to measure it on strangers. For every photo the model runs as `predict` runs 
 the photo as it is and mirrored, plus overlapping tiles when its longer side is at least TILE_FROM_SIDE px) and
 seen whole once (Detector.detect, as a video frame is), and reports the faces found (a detection at the threshold
 matching a face at IoU >= 0.5, one to one) and the precision (matched detections / detections at the threshold).
+MediaPipe BlazeFace (full and short range, boxes converted to head size as in benchmarks/quality.py) runs on the
+same photos in the same run and is scored the same way (`--no-blazeface` skips it).
 
 Targets (issue 9, at acceptance on real group photos): at least 90 % of the faces, at 90 % precision or better.
 """
@@ -28,6 +30,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from facetracker import config  # noqa: E402
+from quality import BLAZEFACE_MODELS, blazeface_on_images  # noqa: E402  (benchmarks/quality.py, beside this file)
 
 DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
 # (photo width, face height in px, people per row): a 1280 px photo of a small group up to a 4000 px phone photo.
@@ -65,15 +68,20 @@ def background(name: str, size: tuple[int, int]):
     return cv2.resize(cv2.imread(str(negatives[0].image)), size, interpolation=cv2.INTER_LINEAR)
 
 
-def score(truth, found, threshold: float) -> tuple[int, int]:
+def score(truth, scores, boxes, threshold: float) -> tuple[int, int]:
     """(faces matched, detections at the threshold)."""
     from facetracker.evaluate import match_detections
 
-    kept = [d for d in found if d.score >= threshold]
+    kept = [k for k, value in enumerate(scores) if value >= threshold]
     if not kept:
         return 0, 0
-    matched = match_detections(truth, [d.score for d in kept], [d.box for d in kept], config.IOU_THRESHOLD)
+    matched = match_detections(truth, [scores[k] for k in kept], [boxes[k] for k in kept], config.IOU_THRESHOLD)
     return int(matched.sum()), len(kept)
+
+
+def score_faces(truth, found, threshold: float) -> tuple[int, int]:
+    """score() of a Detector's detections."""
+    return score(truth, [d.score for d in found], [d.box for d in found], threshold)
 
 
 def main() -> None:
@@ -83,8 +91,14 @@ def main() -> None:
                                                                    "(default: every set but the room's)")
     parser.add_argument("--background", default="webcam-d", help="set whose face-free frame is the room")
     parser.add_argument("--threshold", type=float, default=config.THRESHOLD)
+    parser.add_argument("--no-blazeface", action="store_true", help="skip MediaPipe BlazeFace on the same photos")
     args = parser.parse_args()
 
+    import tempfile
+
+    import cv2
+
+    from facetracker.boxes import tiles
     from facetracker.demo import group_photo
     from facetracker.inference import Detector
 
@@ -93,28 +107,43 @@ def main() -> None:
     faces = sprites(people)
     detector = Detector.load(args.model)
     load = os.getloadavg()[0]
-    rows = ["| photo | faces | seen whole once: found | precision | as predict (mirrored + tiles): found | precision "
-            "| tiles | s per photo (predict) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    totals = {"whole": [0, 0, 0], "tiled": [0, 0, 0]}  # faces, matched, detections
-    for seed, (width, face_height, columns) in enumerate(LAYOUTS):
-        from facetracker.boxes import tiles
+    views = ("whole", "tiled") + (() if args.no_blazeface else BLAZEFACE_MODELS)
+    results = []  # per photo: size, face height, truth, {view: (matched, detections)}, seconds of detect_still
+    with tempfile.TemporaryDirectory(prefix="group-photos-") as work:
+        paths = []
+        for seed, (width, face_height, columns) in enumerate(LAYOUTS):
+            size = (width, round(width * ASPECT))
+            photo, truth = group_photo(faces, background(args.background, size), face_height, columns, seed=seed)
+            started = time.perf_counter()
+            tiled = score_faces(truth, detector.detect_still(photo), args.threshold)
+            seconds = time.perf_counter() - started
+            found = {"whole": score_faces(truth, detector.detect(photo), args.threshold), "tiled": tiled}
+            results.append((size, face_height, truth, found, seconds))
+            paths.append(Path(work) / f"group-{seed}.png")
+            cv2.imwrite(str(paths[-1]), photo)
+        if not args.no_blazeface:
+            for (_, _, truth, found, _), row in zip(results, blazeface_on_images(paths)):
+                for model in BLAZEFACE_MODELS:
+                    found[model] = score(truth, [d["score"] for d in row.get(model, [])],
+                                         [d["box"] for d in row.get(model, [])], args.threshold)
 
-        size = (width, round(width * ASPECT))
-        photo, truth = group_photo(faces, background(args.background, size), face_height, columns, seed=seed)
-        whole = score(truth, detector.detect(photo), args.threshold)
-        started = time.perf_counter()
-        tiled = score(truth, detector.detect_still(photo), args.threshold)
-        seconds = time.perf_counter() - started
-        for key, (matched, kept) in (("whole", whole), ("tiled", tiled)):
-            totals[key][0] += len(truth)
-            totals[key][1] += matched
-            totals[key][2] += kept
-        rows.append(f"| {size[0]}x{size[1]}, faces ~{face_height} px | {len(truth)} | {whole[0]} | "
-                    f"{_ratio(whole[0], whole[1])} | {tiled[0]} | {_ratio(tiled[0], tiled[1])} | "
-                    f"{len(tiles(*size))} | {seconds:.2f} |")
-    w, t = totals["whole"], totals["tiled"]
-    rows.append(f"| **all** | {w[0]} | {_ratio(w[1], w[0])} | {_ratio(w[1], w[2])} | **{_ratio(t[1], t[0])}** | "
-                f"**{_ratio(t[1], t[2])}** | | |")
+    names = {"whole": "seen whole once", "tiled": "as predict (mirrored + tiles)",
+             "full-range": "BlazeFace full range", "short-range": "BlazeFace short range"}
+    rows = ["| photo | faces | " + " | ".join(f"{names[v]}: found | precision" for v in views)
+            + " | tiles | s per photo (predict) |", "|---|---:|" + "---:|---:|" * len(views) + "---:|---:|"]
+    totals = {view: [0, 0, 0] for view in views}  # faces, matched, detections
+    for size, face_height, truth, found, seconds in results:
+        cells = []
+        for view in views:
+            matched, kept = found[view]
+            totals[view] = [totals[view][0] + len(truth), totals[view][1] + matched, totals[view][2] + kept]
+            cells.append(f"{matched} | {_ratio(matched, kept)}")
+        rows.append(f"| {size[0]}x{size[1]}, faces ~{face_height} px | {len(truth)} | " + " | ".join(cells)
+                    + f" | {len(tiles(*size))} | {seconds:.2f} |")
+    bold = {"tiled"}
+    rows.append(f"| **all** | {totals['whole'][0]} | " + " | ".join(
+        (f"**{_ratio(m, f)}** | **{_ratio(m, k)}**" if view in bold else f"{_ratio(m, f)} | {_ratio(m, k)}")
+        for view, (f, m, k) in totals.items()) + " | | |")
     command = "python benchmarks/group_photos.py" + (f" --model {args.model}" if args.model else "") + \
               (f" --people {' '.join(args.people)}" if args.people else "")
     print(f"`{command}` — model {detector.source} ({detector.runtime_name}), threshold {args.threshold:g}, "

@@ -124,27 +124,33 @@ def blazeface_detections(names: list[str]) -> dict[str, dict[str, dict]]:
 
 
 def run_blazeface(names: list[str], cache: Path) -> None:
-    """One blazeface.py process for all these sets (MediaPipe starts in seconds, runs ~30 ms per image)."""
+    """BlazeFace on every image of these sets, cached per set (one JSONL of image file name -> detections)."""
     from facetracker.files import list_images
 
-    python = ensure_mediapipe_venv()
     cache.mkdir(parents=True, exist_ok=True)
     paths = {n: list_images(DATASETS / n / config.IMAGES) for n in names}
     print(f"BlazeFace on {sum(map(len, paths.values()))} images of {len(names)} sets ...", flush=True)
+    rows = iter(blazeface_on_images([p for n in names for p in paths[n]]))
+    for name in names:
+        lines = [json.dumps({**row, "image": Path(row["image"]).name}) for row in (next(rows) for _ in paths[name])]
+        (cache / f"{name}.jsonl").write_text("".join(f"{line}\n" for line in lines))
+
+
+def blazeface_on_images(paths: list[Path]) -> list[dict]:
+    """One benchmarks/blazeface.py process in .venv-mediapipe for all these images (MediaPipe starts in seconds,
+    runs ~30 ms per image): its rows, in the order of `paths`, boxes converted to head size as config says."""
+    python = ensure_mediapipe_venv()
     with tempfile.TemporaryDirectory(prefix="blazeface-") as work:
         listing, out, log = Path(work) / "images.txt", Path(work) / "out.jsonl", Path(work) / "log.txt"
-        listing.write_text("".join(f"{p}\n" for n in names for p in paths[n]))
+        listing.write_text("".join(f"{p}\n" for p in paths))
         command = [str(python), str(REPO / "benchmarks" / "blazeface.py"), "--images", str(listing), "--out", str(out),
                    "--min-score", str(config.MIN_SCORE), "--scale", str(config.BLAZEFACE_BOX_SCALE),
                    "--shift-up", str(config.BLAZEFACE_BOX_SHIFT_UP)]
         with open(log, "w") as stderr:  # MediaPipe's native log lines: shown only when it fails
             failed = subprocess.run(command, stderr=stderr).returncode
         if failed:
-            sys.exit(f"quality: benchmarks/blazeface.py failed ({failed}):\n" + log.read_text()[-2000:])
-        rows = iter(map(json.loads, out.read_text().splitlines()))
-        for name in names:
-            lines = [json.dumps({**row, "image": Path(row["image"]).name}) for row in (next(rows) for _ in paths[name])]
-            (cache / f"{name}.jsonl").write_text("".join(f"{line}\n" for line in lines))
+            sys.exit(f"benchmarks/blazeface.py failed ({failed}):\n" + log.read_text()[-2000:])
+        return [json.loads(line) for line in out.read_text().splitlines()]
 
 
 def score_blazeface(samples: list, rows: dict[str, dict], model: str, threshold: float) -> dict:
