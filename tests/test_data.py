@@ -227,3 +227,20 @@ def test_a_training_step_on_multi_face_data_gives_a_finite_loss(two_faces):
         assert np.isfinite(history.history[name]).all(), (name, history.history[name])
     assert history.history["iou"][-1] > 0, "face cells were assigned and their boxes scored"
     assert history.history["loss"][-1] > 0
+
+
+def test_training_views_vary_their_gamma(monkeypatch, datasets_dir):
+    # config.VIEW_GAMMA spreads the exposure of the recipe's views: a gamma far below 1 brightens a real frame,
+    # far above 1 darkens it, whatever the other colour changes drawn with it.
+    from facetracker.data import random_colour
+
+    sample = next(s for s in scan(datasets_dir / "webcam-a" / "images", datasets_dir / "webcam-a" / "labels").samples
+                  if s.has_face)
+    image = tf.constant(cv2.cvtColor(cv2.imread(str(sample.image)), cv2.COLOR_BGR2RGB), tf.float32)
+
+    def mean_brightness(gamma) -> float:
+        monkeypatch.setattr(config, "VIEW_GAMMA", gamma)
+        tf.random.set_seed(0)
+        return float(np.mean([tf.reduce_mean(random_colour(image)) for _ in range(8)]))
+
+    assert mean_brightness((0.3, 0.31)) > mean_brightness((1.0, 1.0)) + 40 > mean_brightness((3.0, 3.1)) + 80
