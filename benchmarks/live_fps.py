@@ -1,7 +1,7 @@
 """Live tracking speed, end to end, on a real video of two people: decode -> preprocess -> model -> tracker -> draw.
 
     .venv/bin/python benchmarks/live_fps.py [--model PATH] [--frames 300] [--size 640x480] [--detections truth]
-                                            [--only CONFIG ...] [--json]
+                                            [--only CONFIG ...] [--rounds N] [--json]
 
 Composes a 300-frame mp4v video (30 FPS) of two real people of ../shared/datasets crossing over a real room
 (facetracker.demo.crossing_routes, as benchmarks/tracking_quality.py), then runs each configuration in its own
@@ -21,6 +21,10 @@ plus noise instead of the model's detections, so two faces are tracked whatever 
 does not find these people, or an untrained one timed for its architecture). The "faces" column says how many
 faces were shown per frame on average.
 
+--rounds N runs the configurations N times, interleaved (decode, model, decode, model, ...), and reports for each
+the run of median FPS and, as "x decode", the median of each round's ratio to that round's decode-only run: this
+machine's speed drifts by up to 2x within minutes, so a single decode-only run is a noisy yardstick.
+
 For the facetracker runtimes it also times each stage alone, frame by frame without the reader thread, to show where
 the time goes. The load average before and after is printed: other processes on the machine slow everything down.
 """
@@ -31,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -110,18 +115,42 @@ def export(model: Path, folder: Path) -> dict[str, Path]:
     return {k: Path(v) for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
 
 
+def median_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """One row per configuration from several interleaved rounds: the round with the median FPS, its "x decode" the
+    median of the rounds' own ratios (each model run against the decode-only run of the same round), and every
+    round's FPS. The machine's speed drifts by 2x within minutes, so one round can flatter or wrong either side."""
+    merged = []
+    for runs in zip(*rounds):
+        ok = sorted((r for r in runs if "fps" in r), key=lambda r: r["fps"])
+        if not ok:
+            merged.append(runs[0])
+            continue
+        ratios = [r["fps"] / d["fps"] for r, d in zip(runs, decodes(rounds)) if "fps" in r and d]
+        merged.append({**ok[len(ok) // 2], "ratio": statistics.median(ratios) if ratios else None,
+                       "fps_rounds": [round(r["fps"]) for r in runs if "fps" in r]})
+    return merged
+
+
+def decodes(rounds: list[list[dict]]) -> list[dict | None]:
+    return [next((r for r in results if r["config"] == "decode" and "fps" in r), None) for results in rounds]
+
+
 def report(results: list[dict], load: tuple, command: str) -> str:
     decode = next((r["fps"] for r in results if r["config"] == "decode" and "fps" in r), None)
-    rows = ["| configuration | FPS | x decode | p50 ms | p95 ms | CPU ms/frame | faces | peak RSS MB | frames |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rounds = len(results[0].get("fps_rounds", [])) if results else 0
+    rows = ["| configuration | FPS | x decode | p50 ms | p95 ms | CPU ms/frame | faces | peak RSS MB | frames |"
+            + (" FPS of each round |" if rounds > 1 else ""),
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---|" if rounds > 1 else "")]
     for r in results:
         if "error" in r:
             rows.append(f"| {LABELS[r['config']]} | failed: {r['error']} | | | | | | | |")
             continue
-        ratio = f"{r['fps'] / decode:.2f}" if decode else "-"
+        ratio = r.get("ratio", r["fps"] / decode if decode else None)
+        ratio = f"{ratio:.2f}" if ratio is not None else "-"
         faces = f"{r['faces']:.2f}" if "faces" in r else "-"
+        each = f" {', '.join(map(str, r['fps_rounds']))} |" if rounds > 1 else ""
         rows.append(f"| {LABELS[r['config']]} | {r['fps']:.0f} | {ratio} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} "
-                    f"| {r.get('cpu_ms', 0):.2f} | {faces} | {r['maxrss_mb']:.0f} | {r['frames']} |")
+                    f"| {r.get('cpu_ms', 0):.2f} | {faces} | {r['maxrss_mb']:.0f} | {r['frames']} |{each}")
     profile = ["", "Per stage, ms per frame, each stage timed alone (no reader thread; encode is what --record adds "
                "on its own thread):", "",
                "| runtime | decode | resize+RGB | invoke | to detections | tracker | draw | sum | FPS if sequential "
@@ -147,6 +176,8 @@ def main() -> None:
     parser.add_argument("--detections", choices=("model", "truth"), default="model",
                         help="truth: the model runs, but the tracker gets the true boxes plus noise")
     parser.add_argument("--only", nargs="*", choices=CONFIGS, help="run only these configurations")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the configurations this many times, interleaved; report medians")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON lines too")
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     parser.add_argument("--video", type=Path, help=argparse.SUPPRESS)
@@ -162,19 +193,24 @@ def main() -> None:
     size = tuple(int(v) for v in args.size.lower().split("x"))
     command = "python benchmarks/live_fps.py" + (f" --model {args.model}" if args.model else "") + \
               (f" --frames {args.frames}" if args.frames != 300 else "") + \
-              (f" --size {args.size}" if size != SIZE else "") + (" --detections truth" if truth else "")
+              (f" --size {args.size}" if size != SIZE else "") + (" --detections truth" if truth else "") + \
+              (f" --only {' '.join(args.only)}" if args.only else "") + \
+              (f" --rounds {args.rounds}" if args.rounds > 1 else "")
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="live-fps-") as tmp:
         video = build_video(Path(tmp) / "two-people.mp4", args.frames, size)
         configs = args.only or CONFIGS
         exported = export(model, Path(tmp)) if {"tflite", "tflite-record", "onnx"} & set(configs) else {}
         models = {"keras": model, "tflite-record": exported.get("tflite"), **exported}
-        results = []
-        for config in configs:
-            result = worker(config, video, models.get(config), args.frames, truth and config in MODEL_CONFIGS)
-            results.append(result)
-            print(f"{config}: {json.dumps(result) if args.json else result.get('fps', result.get('error'))}",
-                  file=sys.stderr)
+        rounds = []
+        for _ in range(max(1, args.rounds)):
+            rounds.append([])
+            for config in configs:
+                result = worker(config, video, models.get(config), args.frames, truth and config in MODEL_CONFIGS)
+                rounds[-1].append(result)
+                print(f"{config}: {json.dumps(result) if args.json else result.get('fps', result.get('error'))}",
+                      file=sys.stderr)
+    results = median_rounds(rounds) if len(rounds) > 1 else rounds[0]
     print(report(results, (load_before, os.getloadavg()[0]), command))
 
 

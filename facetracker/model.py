@@ -251,20 +251,24 @@ def load_start_model(path: Path) -> "FaceTracker":
         raise FacetrackerError(f"cannot fine-tune {what}: {exc.what}", path, _start_fix(path)) from None
 
 
-def compact_backbone(image_size: int, width: int) -> keras.Model:
+def compact_backbone(image_size: int, width: int, separable: bool = False) -> keras.Model:
     """A plain 3x3-conv network, designed here for CPU training and inference: (stride 8, 16, 32) features.
 
     Depthwise convolutions (MobileNet, BlazeFace) are cheap at inference but train several times slower per
     image on a CPU than dense 3x3 convolutions of the same cost (docs/quality.md), and this model is trained on
-    CPUs, so every block is a dense conv + BatchNorm + ReLU, halving the resolution at each stage."""
+    CPUs, so every block is a dense conv + BatchNorm + ReLU, halving the resolution at each stage.
+    `separable` makes the second conv of the stride-16 and stride-32 stages depthwise-separable: those hold 60 %
+    of the weights and run on maps of 12x12 and 6x6, where inference is bound by reading weights, not by
+    arithmetic, and where a depthwise conv is too small to slow training down."""
     inputs = keras.Input((image_size, image_size, 3))
     x = inputs
     taps = []
     for stage, (channels, repeats) in enumerate(((width // 2, 1), (width, 1), (width * 2, 2),
                                                   (width * 4, 2), (width * 8, 2))):
         for repeat in range(repeats):
-            x = layers.Conv2D(channels, 3, strides=2 if repeat == 0 else 1, padding="same", use_bias=False,
-                              name=f"stage{stage}_conv{repeat}")(x)
+            conv = layers.SeparableConv2D if separable and stage >= 3 and repeat > 0 else layers.Conv2D
+            x = conv(channels, 3, strides=2 if repeat == 0 else 1, padding="same", use_bias=False,
+                     name=f"stage{stage}_conv{repeat}")(x)
             x = layers.BatchNormalization(name=f"stage{stage}_bn{repeat}")(x)
             x = layers.ReLU(name=f"stage{stage}_relu{repeat}")(x)
         if stage >= 2:
@@ -287,11 +291,12 @@ FEATURE_LAYERS = {
 }
 
 
-def feature_backbone(backbone: str, image_size: int, alpha: float, width: int, weights) -> keras.Model:
+def feature_backbone(backbone: str, image_size: int, alpha: float, width: int, weights,
+                     separable: bool = False) -> keras.Model:
     """image -> [stride-8, stride-16, stride-32 feature maps]."""
     if backbone == "compact":
         check_backbone_weights(backbone, weights)
-        return compact_backbone(image_size, width)
+        return compact_backbone(image_size, width, separable)
     base = make_backbone(backbone, image_size, alpha, weights)
     taps = [base.get_layer(name).output for name in FEATURE_LAYERS[backbone]]
     return keras.Model(base.input, taps, name=f"{backbone}_features")
@@ -309,7 +314,8 @@ class FaceTracker(keras.Model):
     def __init__(self, image_size: int | None = None, backbone: str = config.DEFAULT_BACKBONE,
                  alpha: float = config.ALPHA, width: int = config.WIDTH, neck_channels: int = config.NECK_CHANNELS,
                  bn_momentum: float = config.BN_MOMENTUM, weights: str | Path | None = None,
-                 preprocessing: str | None = None, max_faces: int = config.MAX_FACES, **kwargs):
+                 preprocessing: str | None = None, max_faces: int = config.MAX_FACES,
+                 separable: bool = config.SEPARABLE, **kwargs):
         kwargs.pop("head_units", None), kwargs.pop("dropout", None)  # options of the old single-box model
         super().__init__(**kwargs)
         self.backbone_name = backbone
@@ -320,8 +326,9 @@ class FaceTracker(keras.Model):
         self.preprocessing = preprocessing or BACKBONES[backbone][1]  # None: the backbone's own
         self.alpha, self.width, self.neck_channels = float(alpha), int(width), int(neck_channels)
         self.max_faces, self.grid = int(max_faces), boxes.grid_size(self.image_size)
+        self.separable = bool(separable)
         self.preprocess = preprocessing_layer(self.preprocessing)
-        self.backbone = feature_backbone(backbone, self.image_size, self.alpha, self.width, weights)
+        self.backbone = feature_backbone(backbone, self.image_size, self.alpha, self.width, weights, self.separable)
         self.bn_momentum = float(bn_momentum)
         set_bn_momentum(self.backbone, self.bn_momentum)
         self._build_neck_and_head()
@@ -333,12 +340,15 @@ class FaceTracker(keras.Model):
     def _build_neck_and_head(self):
         # Feature pyramid (top-down, as in FPN): the coarse maps see whole heads and context, the stride-8 map
         # places small faces; their sum on the stride-8 grid gives every cell both.
+        # `separable`: the two 3x3 convs on the stride-8 grid, a quarter of the network's multiply-adds, become
+        # depthwise-separable (config.SEPARABLE).
         c = self.neck_channels
+        conv = layers.SeparableConv2D if self.separable else layers.Conv2D
         self.laterals = [layers.Conv2D(c, 1, name=f"lateral{i}") for i in range(3)]
         self.upsample = layers.UpSampling2D(2, interpolation="nearest", name="upsample")
-        self.merge = layers.Conv2D(c, 3, padding="same", use_bias=False, name="merge")
+        self.merge = conv(c, 3, padding="same", use_bias=False, name="merge")
         self.merge_bn = layers.BatchNormalization(momentum=self.bn_momentum, name="merge_bn")
-        self.head = layers.Conv2D(c, 3, padding="same", activation="relu", name="head")
+        self.head = conv(c, 3, padding="same", activation="relu", name="head")
         # Focal-loss prior (RetinaNet): start every cell at p(face) = 0.01 so the many empty cells do not
         # swamp the first steps.
         self.logit = layers.Conv2D(1, 1, bias_initializer=keras.initializers.Constant(-4.6), name="logit")
@@ -435,11 +445,12 @@ class FaceTracker(keras.Model):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
                 "backbone": self.backbone_name, "preprocessing": self.preprocessing, "alpha": self.alpha,
                 "width": self.width, "neck_channels": self.neck_channels, "bn_momentum": self.bn_momentum,
-                "max_faces": self.max_faces}
+                "max_faces": self.max_faces, "separable": self.separable}
 
     @classmethod
     def from_config(cls, cfg):
-        return cls(**cfg)
+        # Files saved before `separable` existed hold the all-dense network.
+        return cls(**{"separable": False, **cfg})
 
 
 def build_model(backbone: str = config.DEFAULT_BACKBONE, image_size: int | None = None, alpha: float = config.ALPHA,

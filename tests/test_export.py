@@ -15,6 +15,7 @@ from facetracker.cli import app
 from facetracker.errors import FacetrackerError
 from facetracker.export import _staging, compare, compare_outputs, default_out, export_model
 from facetracker.inference import Detector, bundled_model_path
+from facetracker.labels import scan
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,12 @@ def test_float_round_trip_within_1e4(fmt, tiny_exports, trained_model, keras_det
     np.testing.assert_allclose(boxes, want_boxes, atol=1e-4)
 
 
+@pytest.mark.parametrize("fmt", ["tflite", "onnx", "savedmodel"])
+def test_the_bundled_model_round_trips_in_every_format(fmt, bundled_exports, keras_detectors, datasets_dir):
+    """The shipped network itself, as trained for real, in each format (float)."""
+    check_round_trip(bundled_exports(fmt), fmt, "none", keras_detectors(bundled_model_path()), datasets_dir)
+
+
 @pytest.mark.parametrize("quantize", ["dynamic", "int8"])
 def test_quantized_round_trip(quantize, bundled_exports, keras_detectors, datasets_dir):
     result = bundled_exports("tflite", quantize)  # int8: calibrated on real webcam-b images
@@ -94,10 +101,11 @@ def test_every_export_keeps_the_decoding(fmt, tiny_exports, trained_model, keras
     travel inside it, nothing is left for the caller but mapping boxes to the frame."""
     reference = keras_detectors(trained_model)
     exported = Detector.load(tiny_exports(fmt).path)
-    frames = [cv2.imread(str(p)) for p in sorted((datasets_dir / "webcam-a" / "images").glob("*.jpg"))[:40:8]]
+    found = scan(datasets_dir / "webcam-a" / "images", datasets_dir / "webcam-a" / "labels")
+    frames = [cv2.imread(str(s.image)) for s in [s for s in found.samples if s.has_face][:40:8]]
     for frame in frames:
         want, got = reference.detect(frame), exported.detect(frame)
-        assert want, "the tiny model finds a face on the images it trained on"
+        assert want, "the tiny model finds a face on these images of the person it trained on"
         assert len(got) == len(want)
         np.testing.assert_allclose([d.score for d in got], [d.score for d in want], atol=1e-4)
         np.testing.assert_allclose([d.box for d in got], [d.box for d in want], atol=0.1)  # pixels of 640 x 480

@@ -45,6 +45,31 @@ def test_default_backbone_is_the_small_compact_network_at_192():
     assert model.count_params() < 1_000_000, "no Dense(2048) heads: the model stays small"
 
 
+def separable_layers(model: FaceTracker) -> set[str]:
+    everything = list(model.backbone.layers) + [model.merge, model.head]
+    return {layer.name for layer in everything if isinstance(layer, keras.layers.SeparableConv2D)}
+
+
+def test_separable_layers_sit_where_inference_is_weight_bound_and_survive_saving(tmp_path):
+    model = build_model(image_size=64, weights=None, width=8, neck_channels=16, separable=True)
+    assert separable_layers(model) == {"stage3_conv1", "stage4_conv1", "merge", "head"}
+    dense = build_model(image_size=64, weights=None, width=8, neck_channels=16, separable=False)
+    assert separable_layers(dense) == set() and model.count_params() < dense.count_params()
+    model.save(tmp_path / "s.keras")
+    loaded = load_model(tmp_path / "s.keras")
+    assert loaded.separable and separable_layers(loaded) == separable_layers(model)
+    x = pixels(2, 64)
+    for a, b in zip(model(x), loaded(x)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
+def test_a_model_saved_before_separable_existed_loads_as_the_all_dense_network():
+    saved = build_model(image_size=64, weights=None, width=8, neck_channels=16, separable=False).get_config()
+    del saved["separable"]  # what files written by earlier versions hold
+    assert separable_layers(FaceTracker.from_config(saved)) == set()
+    assert build_model(image_size=64, weights=None).separable == config.SEPARABLE
+
+
 def test_preprocessing_inside_the_model_matches_keras_applications():
     x = pixels(2, 8)
     expected = keras.applications.vgg16.preprocess_input(x.copy())

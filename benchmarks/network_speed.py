@@ -1,0 +1,98 @@
+"""TFLite time of the FaceTracker network itself, all-dense against depthwise-separable (config.SEPARABLE).
+
+    .venv/bin/python benchmarks/network_speed.py [--rounds 4] [--calls 10]
+
+Both networks are built with random weights (the time does not depend on them), exported to TFLite by
+facetracker.export, and run by the TFLite runtime `live` uses, with 1 and 2 threads, on 20 real webcam frames
+letterboxed as `live` does. Between two calls a 2 MB buffer is copied and the thread sleeps 0.5 ms, as decoding
+and drawing do in `live`: a tight loop of calls keeps the weights in cache and the thread pool awake, which `live`
+does not. The rounds alternate the networks, and the median of the rounds is reported (the machine's speed drifts).
+Training throughput is benchmarks/train_speed.py's; quality is benchmarks/quality.py's (docs/quality.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+def export_network(separable: bool, folder: Path) -> tuple[Path, int]:
+    from facetracker.export import export_model
+    from facetracker.model import build_model
+
+    model = build_model(weights=None, preprocessing="standardize", separable=separable)
+    path = folder / f"separable-{separable}.keras"
+    model.save(path)
+    return export_model(path, "tflite", out=path.with_suffix(".tflite")).path, model.count_params()
+
+
+def real_inputs(side: int, count: int = 20):
+    import cv2
+    import numpy as np
+
+    from facetracker.inference import FramePreparer
+
+    images = sorted((DATASETS / "webcam-a" / "images").glob("*.jpg"))[:count]
+    if not images:
+        sys.exit(f"no images in {DATASETS / 'webcam-a'}: set FACETRACKER_DATASETS")
+    prepare = FramePreparer(side)
+    return [prepare(cv2.imread(str(p)))[0].astype(np.float32)[None] for p in images]
+
+
+def ms_per_call(path: Path, threads: int, inputs: list, calls: int) -> float:
+    import numpy as np
+
+    from facetracker.inference import TFLiteRuntime
+
+    runtime = TFLiteRuntime(path, threads)
+    other_work = np.random.default_rng(0).integers(0, 255, 2 * 1024 * 1024, dtype=np.uint8)
+    scratch = np.empty_like(other_work)
+    for x in inputs:  # warm-up
+        runtime.run(x)
+    total = 0.0
+    for _ in range(calls):
+        for x in inputs:
+            np.copyto(scratch, other_work)
+            time.sleep(0.0005)
+            start = time.perf_counter()
+            runtime.run(x)
+            total += time.perf_counter() - start
+    return total / (calls * len(inputs)) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--calls", type=int, default=10, help="passes over the 20 frames per round")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="network-speed-") as tmp:
+        networks = {separable: export_network(separable, Path(tmp)) for separable in (False, True)}
+        inputs = real_inputs(192)
+        times = {(s, t): [] for s in networks for t in (1, 2)}
+        for _ in range(args.rounds):
+            for separable, (path, _) in networks.items():
+                for threads in (1, 2):
+                    times[separable, threads].append(ms_per_call(path, threads, inputs, args.calls))
+    print(f"`.venv/bin/python benchmarks/network_speed.py --rounds {args.rounds} --calls {args.calls}`\n")
+    print("| network | parameters | TFLite ms per frame, 1 thread | 2 threads |")
+    print("|---|---:|---:|---:|")
+    for separable, (_, params) in networks.items():
+        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})"
+                 for v in (times[separable, 1], times[separable, 2])]
+        name = "depthwise-separable (SEPARABLE = True)" if separable else "all-dense (the bundled network)"
+        print(f"| {name} | {params:,} | {cells[0]} | {cells[1]} |")
+    print("\nmedian of the rounds (lowest-highest)")
+
+
+if __name__ == "__main__":
+    main()
