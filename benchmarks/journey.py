@@ -89,6 +89,16 @@ def file_key(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+def recorded_key(result: dict) -> str | None:
+    """The file key of the bundled model a person's journey started from: recorded, or read from the file when it is
+    still where it was (results written before keys were recorded). Not the path: copies of the repository hold the
+    same model under other paths."""
+    if result.get("bundled_key"):
+        return result["bundled_key"]
+    path = Path(result.get("bundled", ""))
+    return file_key(path) if path.is_file() else None
+
+
 # ---------------------------------------------------------------- evaluation (in this process)
 def summary(report: dict) -> dict:
     keys = ("ap50", "mean_iou", "recall", "precision", "fp_rate_negatives", "faces", "images")
@@ -131,7 +141,8 @@ def mean_of(per_set: dict[str, dict], key: str) -> float | None:
 # ---------------------------------------------------------------- one person's journey
 def journey(name: str, args, results_dir: Path, bundled: Path, bundled_cache: dict) -> dict:
     out_path = results_dir / f"{name}.json"
-    result = {"person": name, "bundled": str(bundled), "quick": args.quick, "epochs": args.epochs, "done": False,
+    result = {"person": name, "bundled": str(bundled), "bundled_key": file_key(bundled), "quick": args.quick,
+              "epochs": args.epochs, "done": False,
               "started": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "load_before": os.getloadavg()[0],
               "steps": {}, "models": {}}
 
@@ -234,7 +245,7 @@ def fmt(value, digits: int = 3) -> str:
 def table(results: list[dict], command: str) -> str:
     bundled = Path(results[0]["bundled"])
     lines = [f"Command: `{command}` — {results[0]['cores']} CPU cores, started {results[0]['started']}; bundled "
-             f"model `{bundled.name}` (sha256 {file_key(bundled) if bundled.exists() else '?'}...). Minutes: the "
+             f"model `{bundled.name}` (sha256 {recorded_key(results[0]) or '?'}...). Minutes: the "
              "`train` command (in brackets with `split` and `augment`). Targets met: own AP@0.5 >= 0.98 and IoU >= "
              "0.80, others' mean AP@0.5 within 0.03 of the bundled model's (the difference in brackets), train <= 15 "
              "min.",
@@ -309,7 +320,7 @@ def main() -> None:
     for name in args.people:
         path = results_dir / f"{name}.json"
         previous = json.loads(path.read_text()) if path.exists() else None
-        if previous and previous.get("done") and not args.force and previous.get("bundled") == str(bundled):
+        if previous and previous.get("done") and not args.force and recorded_key(previous) == file_key(bundled):
             print(f"{name}: done before ({path}), skipped (--force redoes it)")
             results.append(previous)
             continue

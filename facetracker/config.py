@@ -74,7 +74,7 @@ ALPHA = 0.35  # MobileNet width multiplier: 0.35 keeps inference fast on 2 CPU c
 IMAGE_SIZE = {"compact": 192, "mobilenetv2": 192, "vgg16": 192}  # square input side per backbone
 WIDTH = 16  # channels of the compact backbone's stride-4 stage (x2, x4, x8 at strides 8, 16, 32)
 NECK_CHANNELS = 32  # feature-pyramid and head channels
-# Depthwise-separable convs where inference is bound by reading weights (compact stride 16/32, neck, head): 0.6-0.7x
+# Depthwise-separable convs where inference is bound by reading weights (compact stride 16/32, neck, head): 0.6x
 # the TFLite time of the network and 0.44x its weights, but 0.013 lower mean AP@0.5 on the held-out people of a
 # fold (docs/quality.md), so off: finding faces comes first.
 SEPARABLE = False
