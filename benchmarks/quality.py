@@ -195,8 +195,8 @@ def train_fold(k: int, train_sets: list[str], model_path: Path, epochs: int, see
     log = model_path.with_suffix(".train.jsonl")
     log.unlink(missing_ok=True)  # an interrupted training starts again from scratch: so does its log
     print(f"fold {k}: training on {len(train_sets)} sets for {epochs} epochs (log: {log}) ...", flush=True)
-    train_on_sets([DATASETS / n for n in train_sets], RecipeOptions(out=model_path, epochs=epochs, log=log,
-                                                                               seed=seed))
+    options = RecipeOptions(out=model_path, epochs=epochs, log=log, seed=seed)
+    train_on_sets([DATASETS / n for n in train_sets], options)
     keras.backend.clear_session()  # the next fold builds a new model: free this one's graph
     gc.collect()
 
