@@ -119,20 +119,17 @@ def median_rounds(rounds: list[list[dict]]) -> list[dict]:
     """One row per configuration from several interleaved rounds: the round with the median FPS, its "x decode" the
     median of the rounds' own ratios (each model run against the decode-only run of the same round), and every
     round's FPS. The machine's speed drifts by 2x within minutes, so one round can flatter or wrong either side."""
+    decodes = [next((r for r in results if r["config"] == "decode" and "fps" in r), None) for results in rounds]
     merged = []
     for runs in zip(*rounds):
         ok = sorted((r for r in runs if "fps" in r), key=lambda r: r["fps"])
         if not ok:
             merged.append(runs[0])
             continue
-        ratios = [r["fps"] / d["fps"] for r, d in zip(runs, decodes(rounds)) if "fps" in r and d]
+        ratios = [r["fps"] / d["fps"] for r, d in zip(runs, decodes) if "fps" in r and d]
         merged.append({**ok[len(ok) // 2], "ratio": statistics.median(ratios) if ratios else None,
                        "fps_rounds": [round(r["fps"]) for r in runs if "fps" in r]})
     return merged
-
-
-def decodes(rounds: list[list[dict]]) -> list[dict | None]:
-    return [next((r for r in results if r["config"] == "decode" and "fps" in r), None) for results in rounds]
 
 
 def report(results: list[dict], load: tuple, command: str) -> str:
