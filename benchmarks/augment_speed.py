@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
+from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 NAMES = ("webcam-a", "webcam-b", "webcam-c")
 
 
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 0], help="worker counts to run (0 = all cores)")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary folder)")
     args = parser.parse_args()
+    require_datasets()
 
     from rich.console import Console
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
+from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 EXPORTS = [("tflite", "none"), ("onnx", "none"), ("savedmodel", "none"), ("tflite", "dynamic"), ("tflite", "int8")]
 CHUNK = 64  # images per model call: every real image at once would not fit in RAM next to a training run
 TIMED_FRAMES = 200
@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=bundled_model_path())
     parser.add_argument("--sets", default=None, help="comma-separated data set names (default: all)")
     args = parser.parse_args()
+    require_datasets()
 
     names = args.sets.split(",") if args.sets else sorted(d.name for d in DATASETS.iterdir() if (d / "images").is_dir())
     paths = sorted(p for name in names for p in (DATASETS / name / "images").glob("*.jpg"))

@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from facetracker import config  # noqa: E402
 from quality import BLAZEFACE_MODELS, blazeface_on_images  # noqa: E402  (benchmarks/quality.py, beside this file)
 
-DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
+from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 # (photo width, face height in px, people per row): a 1280 px photo of a small group up to a 4000 px phone photo.
 LAYOUTS = ((1280, 90, 6), (1920, 90, 6), (1920, 60, 8), (4000, 120, 9))
 ASPECT = 3 / 4  # photo height / width
@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=config.THRESHOLD)
     parser.add_argument("--no-blazeface", action="store_true", help="skip MediaPipe BlazeFace on the same photos")
     args = parser.parse_args()
+    require_datasets()
 
     import tempfile
 

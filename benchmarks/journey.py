@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))
 
 from facetracker import config  # noqa: E402
 
-DATASETS = REPO.parent / "shared" / "datasets"
+from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 PEOPLE = ("webcam-r", "webcam-g", "caltech-faces")  # a label named `Semih`; 960x540 frames; ~27 people
 MODELS = ("finetuned", "scratch", "bundled")
 DOCS = REPO / "docs" / "quality.md"
@@ -303,6 +303,7 @@ def main() -> None:
                         help="which models to train and score (default: all three)")
     parser.add_argument("--no-docs", action="store_true", help="do not write the table into docs/quality.md")
     args = parser.parse_args()
+    require_datasets()
     args.epochs = args.epochs or (QUICK["epochs"] if args.quick else config.EPOCHS)
     results_dir = args.results or REPO / "benchmarks" / "results" / ("journey-quick" if args.quick else "journey")
     results_dir.mkdir(parents=True, exist_ok=True)

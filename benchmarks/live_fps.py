@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
+from shared_data import require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 SIZE = (640, 480)
 WARMUP = 10
 SLOW_FRAMES = {"vgg16-predict": 60, "haar": 100}  # seconds per run stay reasonable; FPS is a rate anyway
@@ -70,8 +70,7 @@ def build_video(path: Path, frames: int, size: tuple[int, int] = SIZE) -> Path:
 
     from facetracker.demo import detections_from_truth
 
-    if not (DATASETS / "webcam-a" / "images").is_dir():
-        sys.exit(f"no images in {DATASETS}: set FACETRACKER_DATASETS")
+    require_datasets("webcam-a")
     clip, truth = compose(path.parent, size, frames)
     clip.replace(path.with_suffix(".avi"))
     # Re-encode as mp4v, the codec of a typical recorded clip (MJPG decodes at a different speed).
@@ -179,6 +178,7 @@ def main() -> None:
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     parser.add_argument("--video", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    require_datasets()
     truth = args.detections == "truth"
     if args.worker:
         print(json.dumps(run_worker(args.worker, args.video, args.model, args.frames, truth)))

@@ -47,7 +47,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
+from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 DOC = REPO / "docs" / "benchmarks.md"
 MARKERS = ("<!-- prelabel-table:start -->", "<!-- prelabel-table:end -->")
 SWEEP = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7)
@@ -267,6 +267,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="which mistakes are planted")
     parser.add_argument("--doc", action="store_true", help=f"also write the tables into {DOC.relative_to(REPO)}")
     args = parser.parse_args()
+    require_datasets()
 
     load_before = os.getloadavg()[0]
     model = resolve_model_path(args.model)

@@ -41,7 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from facetracker import config  # noqa: E402  (after the TF log level)
 
 REPO = Path(__file__).resolve().parents[1]
-DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
+from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 RESULTS = REPO / "benchmarks" / "results"
 BLAZEFACE_CACHE = RESULTS / "blazeface"
 MEDIAPIPE_VENV = REPO / ".venv-mediapipe"
@@ -333,6 +333,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--blazeface-only", action="store_true", help="BlazeFace's table on the sets, no training")
     parser.add_argument("--doc", type=Path, default=DOC, help="page the tables go into (not with --quick)")
     args = parser.parse_args()
+    require_datasets()
     if args.quick:
         args.sets = args.sets or list(QUICK_SETS)
         args.fold = args.fold or [1]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
+from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 
 
 def median_ms(fn, items, repeat: int = 3) -> float:
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=bundled_model_path())
     parser.add_argument("--runtime", choices=("tflite", "onnx", "keras"), default="tflite")
     args = parser.parse_args()
+    require_datasets()
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model

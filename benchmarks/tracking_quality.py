@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
+from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 PEOPLE = ("webcam-c", "webcam-j")  # a teenager and a man in a checked shirt (the tests use webcam-d and webcam-e)
 BACKGROUND = "webcam-d"  # its face-free frames: an empty office chair
 SIZES = ((640, 480), (1280, 720))
@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--background", default=BACKGROUND, help="the shared set whose face-free frame is the room")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON lines too")
     args = parser.parse_args()
+    require_datasets()
     people = tuple(args.people.split(","))
     from facetracker import config
 
