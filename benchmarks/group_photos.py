@@ -33,9 +33,12 @@ from facetracker import config  # noqa: E402
 from quality import BLAZEFACE_MODELS, blazeface_on_images  # noqa: E402  (benchmarks/quality.py, beside this file)
 
 from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
-# (photo width, face height in px, people per row): a 1280 px photo of a small group up to a 4000 px phone photo.
-LAYOUTS = ((1280, 90, 6), (1920, 90, 6), (1920, 60, 8), (4000, 120, 9))
+# (photo width, face height in px, people per row): a 1280 px photo of a small group up to a 4000 px phone photo, and
+# last two photos taken closer, with faces a seventh to a tenth of the photo's width (the size where BlazeFace, which
+# sees a photo whole, finds most faces; appended, so the first four keep their seeds and photos).
+LAYOUTS = ((1280, 90, 6), (1920, 90, 6), (1920, 60, 8), (4000, 120, 9), (1280, 130, 5), (1920, 200, 5))
 ASPECT = 3 / 4  # photo height / width
+DEFAULT_TILE_MIN_SIDE = config.TILE_MIN_SIDE
 
 
 def sprites(people: list[str]):
@@ -92,7 +95,10 @@ def main() -> None:
     parser.add_argument("--background", default="webcam-d", help="set whose face-free frame is the room")
     parser.add_argument("--threshold", type=float, default=config.THRESHOLD)
     parser.add_argument("--no-blazeface", action="store_true", help="skip MediaPipe BlazeFace on the same photos")
+    parser.add_argument("--tile-min-side", type=int, default=config.TILE_MIN_SIDE,
+                        help="the finest tiles of detect_still, in px (config.TILE_MIN_SIDE): to try other tilings")
     args = parser.parse_args()
+    config.TILE_MIN_SIDE = args.tile_min_side
     require_datasets()
 
     import tempfile
@@ -146,7 +152,8 @@ def main() -> None:
         (f"**{_ratio(m, f)}** | **{_ratio(m, k)}**" if view in bold else f"{_ratio(m, f)} | {_ratio(m, k)}")
         for view, (f, m, k) in totals.items()) + " | | |")
     command = "python benchmarks/group_photos.py" + (f" --model {args.model}" if args.model else "") + \
-              (f" --people {' '.join(args.people)}" if args.people else "")
+              (f" --people {' '.join(args.people)}" if args.people else "") + \
+              (f" --tile-min-side {args.tile_min_side}" if args.tile_min_side != DEFAULT_TILE_MIN_SIDE else "")
     print(f"`{command}` — model {detector.source} ({detector.runtime_name}), threshold {args.threshold:g}, "
           f"{len(faces)} people ({', '.join(people)}), load average {load:.2f} before\n")
     print("\n".join(rows))

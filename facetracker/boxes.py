@@ -137,7 +137,7 @@ def merge_mirrored(scores, boxes, mirrored_scores, mirrored_boxes, same_face_iou
 # ---------------------------------------------------------------- tiles of a big still image (numpy)
 
 
-def tiles(width: int, height: int, min_side: int = config.TILE_MIN_SIDE, overlap: float = config.TILE_OVERLAP,
+def tiles(width: int, height: int, min_side: int | None = None, overlap: float = config.TILE_OVERLAP,
           from_side: int = config.TILE_FROM_SIDE) -> list[tuple[int, int, int, int]]:
     """Overlapping square windows (x1, y1, x2, y2) over a width x height image, level by level: windows of half
     its longer side, then a quarter, ... while they are at least `min_side` pixels; none for an image whose longer
@@ -145,7 +145,9 @@ def tiles(width: int, height: int, min_side: int = config.TILE_MIN_SIDE, overlap
 
     The whole image shrinks into the model's input, so the faces of a group photo end up a few pixels high; in a
     window a level down they are twice as big. Neighbouring windows overlap by `overlap` of their side, so a face
-    smaller than that lies whole inside at least one of them."""
+    smaller than that lies whole inside at least one of them. `min_side` None: config.TILE_MIN_SIDE at the time of
+    the call (benchmarks/group_photos.py --tile-min-side changes it)."""
+    min_side = config.TILE_MIN_SIDE if min_side is None else min_side
     found = []
     side = max(width, height) / 2 if max(width, height) >= from_side else 0
     while side >= min_side:
