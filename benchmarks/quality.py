@@ -174,12 +174,13 @@ def blazeface_results(names: list[str], threshold: float) -> dict[str, dict[str,
 
 
 def run_fold(k: int, held_out: list[str], train_sets: list[str], run_dir: Path, epochs: int,
-             threshold: float, seed: int = config.SPLIT_SEED) -> dict:
+             threshold: float, seed: int = config.SPLIT_SEED,
+             negative_repeat: int = config.RECIPE_NEGATIVE_REPEAT) -> dict:
     """Train on `train_sets` (unless fold-K.keras is already there), evaluate every held-out set."""
     model_path = run_dir / f"fold-{k}.keras"
     started = time.perf_counter()
     if not model_path.exists():  # saved atomically at the end of training: present means complete
-        train_fold(k, train_sets, model_path, epochs, seed)
+        train_fold(k, train_sets, model_path, epochs, seed, negative_repeat)
     trained = time.perf_counter()
     sets = evaluate_fold(model_path, held_out, run_dir / f"fold-{k}", threshold)
     return {"held_out": held_out, "trained_on": train_sets, "epochs": epochs, "model": model_path.name,
@@ -187,7 +188,8 @@ def run_fold(k: int, held_out: list[str], train_sets: list[str], run_dir: Path, 
             "eval_minutes": round((time.perf_counter() - trained) / 60, 1), "sets": sets}
 
 
-def train_fold(k: int, train_sets: list[str], model_path: Path, epochs: int, seed: int = config.SPLIT_SEED) -> None:
+def train_fold(k: int, train_sets: list[str], model_path: Path, epochs: int, seed: int = config.SPLIT_SEED,
+               negative_repeat: int = config.RECIPE_NEGATIVE_REPEAT) -> None:
     import keras
 
     from facetracker.recipe import RecipeOptions, train_on_sets
@@ -195,7 +197,7 @@ def train_fold(k: int, train_sets: list[str], model_path: Path, epochs: int, see
     log = model_path.with_suffix(".train.jsonl")
     log.unlink(missing_ok=True)  # an interrupted training starts again from scratch: so does its log
     print(f"fold {k}: training on {len(train_sets)} sets for {epochs} epochs (log: {log}) ...", flush=True)
-    options = RecipeOptions(out=model_path, epochs=epochs, log=log, seed=seed)
+    options = RecipeOptions(out=model_path, epochs=epochs, log=log, seed=seed, negative_repeat=negative_repeat)
     train_on_sets([DATASETS / n for n in train_sets], options)
     keras.backend.clear_session()  # the next fold builds a new model: free this one's graph
     gc.collect()
@@ -330,10 +332,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, default=config.THRESHOLD, help="score that counts as a face")
     parser.add_argument("--seed", type=int, default=config.SPLIT_SEED,
                         help="the recipe's random seed: another seed shows how much one run moves the figures")
+    parser.add_argument("--negative-repeat", type=int, default=config.RECIPE_NEGATIVE_REPEAT,
+                        help="the recipe draws each face-free photo this many times as often as a face photo")
     parser.add_argument("--blazeface-only", action="store_true", help="BlazeFace's table on the sets, no training")
     parser.add_argument("--doc", type=Path, default=DOC, help="page the tables go into (not with --quick)")
     args = parser.parse_args()
     require_datasets()
+    if args.negative_repeat < 1:
+        parser.error("--negative-repeat must be at least 1 (1: every photo as often)")
     if args.quick:
         args.sets = args.sets or list(QUICK_SETS)
         args.fold = args.fold or [1]
@@ -378,7 +384,8 @@ def main() -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     protocol = {"sets": args.sets, "folds_plan": folds, "epochs": args.epochs, "threshold": args.threshold,
                 "seed": args.seed,
-                "recipe": {"batch_size": config.RECIPE_BATCH_SIZE, "backbone": config.DEFAULT_BACKBONE,
+                "recipe": {"batch_size": config.RECIPE_BATCH_SIZE, "negative_repeat": args.negative_repeat,
+                           "backbone": config.DEFAULT_BACKBONE,
                            "image_size": config.IMAGE_SIZE[config.DEFAULT_BACKBONE]}}
     results_path = run_dir / "results.json"
     results = load_results(results_path, protocol)
@@ -392,7 +399,7 @@ def main() -> None:
             train_sets = [n for n in args.sets if n not in folds[k - 1]]
             print(f"fold {k} of {len(folds)}: holding out {', '.join(folds[k - 1])}", flush=True)
             results["folds"][str(k)] = run_fold(k, folds[k - 1], train_sets, run_dir, args.epochs, args.threshold,
-                                                args.seed)
+                                                args.seed, args.negative_repeat)
             save_results(results_path, results)
         save_results(results_path, results)
         report_tables(args, results, folds, run_dir, whole)

@@ -101,6 +101,9 @@ VIEW_ZOOM = (0.35, 1.8)  # the photo's longest side becomes this times the input
 MOSAIC_SHARE = 0.3  # share of training images that are 2x2 mosaics of four photos
 VIEW_GAMMA = (0.6, 1.6)  # gamma of a training view, log-uniform in this range: under- and over-exposed cameras
 RECIPE_EPOCHS = 30
+# Each face-free photo is drawn this many times as often as a photo with a face: the data hold few negatives (177 of
+# 2 493 photos), and the hard ones (hands over the face, a doorway, the back of the head) score like faces.
+RECIPE_NEGATIVE_REPEAT = 1
 RECIPE_BATCH_SIZE = 16
 # The shared data sets whose README says some unlabelled images show a face: their unlabelled images are not
 # used as negatives by the recipe.

@@ -29,6 +29,7 @@ class RecipeOptions:
     image_size: int = config.IMAGE_SIZE[config.DEFAULT_BACKBONE]
     lr: float = config.LEARNING_RATE["scratch"]
     seed: int = config.SPLIT_SEED
+    negative_repeat: int = config.RECIPE_NEGATIVE_REPEAT  # face-free photos are drawn this many times as often
     log: Path | None = None  # one JSON line per epoch, for long runs in the background
 
 
@@ -57,6 +58,7 @@ def train_on_sets(set_dirs: list[Path], opts: RecipeOptions):
 
     keras.utils.set_random_seed(opts.seed)
     photos = load_photos([s for d in set_dirs for s in set_samples(d)])
+    photos += [photo for photo in photos if not len(photo.boxes)] * (opts.negative_repeat - 1)  # references only
     steps = max(1, len(photos) // opts.batch_size)
     dataset = photo_dataset(photos, opts.image_size, opts.batch_size, seed=opts.seed)
     model = build_model(config.DEFAULT_BACKBONE, image_size=opts.image_size, weights=None,
