@@ -50,15 +50,23 @@ def set_samples(set_dir: Path) -> list:
     return samples
 
 
+def recipe_photos(set_dirs: list[Path], negative_repeat: int = config.RECIPE_NEGATIVE_REPEAT) -> list:
+    """The decoded photos of `set_dirs` that one epoch draws from: every usable photo once, and each face-free one
+    `negative_repeat` times (the same array again, not a copy)."""
+    from facetracker.data import load_photos
+
+    photos = load_photos([s for d in set_dirs for s in set_samples(d)])
+    return photos + [photo for photo in photos if not len(photo.boxes)] * (negative_repeat - 1)
+
+
 def train_on_sets(set_dirs: list[Path], opts: RecipeOptions):
     """Train a new FaceTracker on all photos of `set_dirs` for opts.epochs passes; save it to opts.out."""
-    from facetracker.data import load_photos, photo_dataset
+    from facetracker.data import photo_dataset
     from facetracker.model import build_model
     from facetracker.train import learning_rate_schedule, save_inference_model
 
     keras.utils.set_random_seed(opts.seed)
-    photos = load_photos([s for d in set_dirs for s in set_samples(d)])
-    photos += [photo for photo in photos if not len(photo.boxes)] * (opts.negative_repeat - 1)  # references only
+    photos = recipe_photos(set_dirs, opts.negative_repeat)
     steps = max(1, len(photos) // opts.batch_size)
     dataset = photo_dataset(photos, opts.image_size, opts.batch_size, seed=opts.seed)
     model = build_model(config.DEFAULT_BACKBONE, image_size=opts.image_size, weights=None,

@@ -244,3 +244,17 @@ def test_training_views_vary_their_gamma(monkeypatch, datasets_dir):
         return float(np.mean([tf.reduce_mean(random_colour(image)) for _ in range(8)]))
 
     assert mean_brightness((0.3, 0.31)) > mean_brightness((1.0, 1.0)) + 40 > mean_brightness((3.0, 3.1)) + 80
+
+
+def test_the_recipe_draws_face_free_photos_as_often_as_asked(datasets_dir):
+    # webcam-d holds 13 face-free frames among 90 (the data sets' README); webcam-n's unlabelled frames often show a
+    # face, so the recipe takes none of them as negatives, however often negatives are drawn.
+    from facetracker.recipe import recipe_photos
+
+    once = recipe_photos([datasets_dir / "webcam-d", datasets_dir / "webcam-n"])
+    thrice = recipe_photos([datasets_dir / "webcam-d", datasets_dir / "webcam-n"], negative_repeat=3)
+    negatives = [p for p in once if not len(p.boxes)]
+    assert len(negatives) == 13 and len(once) == 90 + 78
+    assert len(thrice) == len(once) + 2 * len(negatives)
+    first_negative = next(p for p in thrice if not len(p.boxes))
+    assert sum(p is first_negative for p in thrice) == 3  # the same decoded photo, not a copy, drawn three times
