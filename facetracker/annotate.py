@@ -76,6 +76,9 @@ def prelabel_and_launch(images: Path, labels_dir: Path, names: tuple[str, ...], 
     say(console, f"{summary.describe(threshold)} — in {labels_dir}")
     for line in summary.skipped[:SKIPPED_SHOWN]:
         say(console, f"  skipped: {line}")
+    if summary.skipped and not (summary.prelabelled or summary.negatives or summary.kept):
+        raise FacetrackerError(f"none of the {len(summary.skipped)} images could be read (listed above)", images,
+                               "delete or replace the broken files")
     if not open_labelme:
         say(console, "next: facetracker label (review the predicted boxes), then facetracker label --check")
         return 0

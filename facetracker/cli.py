@@ -380,6 +380,9 @@ def predict(
                                                                   soft_wrap=True),
                               progress=lambda n: bar.advance(task, n))
     frames = f" and {summary.frames} video frames" if summary.frames else ""
+    if summary.skipped and not summary.images and not summary.frames:
+        raise FacetrackerError(f"none of the {len(summary.skipped)} inputs could be read (warnings above)", None,
+                               "check that the images open and the videos play")
     typer.echo(f"{summary.images} images{frames}: {summary.face_boxes} faces in {summary.faces} (score >= {threshold}); "
                f"{len(summary.skipped)} skipped; annotated copies in {out}"
                + (f"; JSONL: {summary.jsonl}" if summary.jsonl else ""))

@@ -189,6 +189,11 @@ def test_cli_predict(dataset_copy, tiny_exports, trained_model, tmp_path):
     assert len(rows) == 4 and all("faces" in row for row in rows)
     assert f"{sum(len(row['faces']) for row in rows)} faces in" in ok.output
 
+    unreadable = runner.invoke(app, ["predict", str(data / "images" / "broken.jpg"), "--model",
+                                     str(tiny_exports("onnx").path), "--out", str(tmp_path / "out3")])
+    assert unreadable.exit_code == 2, unreadable.output  # nothing read: a failure, not "0 images"
+    assert unreadable.output.strip().splitlines()[-1].startswith("error: none of the 1 inputs could be read")
+
     missing = runner.invoke(app, ["predict", str(tmp_path / "nope.jpg"), "--model", str(trained_model)])
     assert missing.exit_code == 2 and "source not found" in missing.output
     assert len(missing.output.strip().splitlines()) == 1

@@ -190,6 +190,17 @@ def test_prelabel_with_a_missing_model_is_one_clear_error(dataset_copy, tmp_path
     assert one_error_line(cli).startswith(f"error: model not found: {tmp_path / 'nope.keras'}")
 
 
+def test_prelabel_of_a_folder_of_unreadable_images_fails(tmp_path, trained_model):
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    cli = runner.invoke(app, ["label", "--prelabel", "--no-open", "--model", str(trained_model),
+                              "--images", str(images), "--labels", str(tmp_path / "labels")])
+    assert cli.exit_code == 2, cli.output  # nothing could be read: an error, not "pre-labelled 0 images"
+    assert cli.output.strip().splitlines()[-1].startswith("error: none of the 1 images could be read")
+    assert not list((tmp_path / "labels").glob("*.json"))
+
+
 # ---------------------------------------------------------------- --check --model
 
 
