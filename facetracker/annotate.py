@@ -235,7 +235,8 @@ def check_labels(images: Path, labels_dir: Path, names: tuple[str, ...] = config
             say(console, f"  {line}")
         if len(scan.skipped) > SKIPPED_SHOWN:
             say(console, f"  ... and {len(scan.skipped) - SKIPPED_SHOWN} more")
-    _list_findings(console, findings, detector)
+    if scan.samples:  # with nothing readable there is no label to agree with
+        _list_findings(console, findings, detector)
     if not scan.samples:
         raise FacetrackerError("no usable image (all unreadable or skipped)", images_dir,
                                "see the list above")
