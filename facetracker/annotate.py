@@ -235,11 +235,10 @@ def check_labels(images: Path, labels_dir: Path, names: tuple[str, ...] = config
             say(console, f"  {line}")
         if len(scan.skipped) > SKIPPED_SHOWN:
             say(console, f"  ... and {len(scan.skipped) - SKIPPED_SHOWN} more")
-    if scan.samples:  # with nothing readable there is no label to agree with
-        _list_findings(console, findings, detector)
-    if not scan.samples:
+    if not scan.samples:  # before the model's findings: with nothing readable there is no label to agree with
         raise FacetrackerError("no usable image (all unreadable or skipped)", images_dir,
                                "see the list above")
+    _list_findings(console, findings, detector)
     if not scan.faces:
         hint = ("add --label NAME for the names listed above" if scan.other_names
                 else "draw face boxes first: facetracker label")

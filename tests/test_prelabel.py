@@ -200,6 +200,11 @@ def test_prelabel_of_a_folder_of_unreadable_images_fails(tmp_path, trained_model
     assert cli.output.strip().splitlines()[-1].startswith("error: none of the 1 images could be read")
     assert not list((tmp_path / "labels").glob("*.json"))
 
+    check = runner.invoke(app, ["label", "--check", "--model", str(trained_model),
+                                "--images", str(images), "--labels", str(tmp_path / "labels")])
+    assert check.exit_code == 2 and "agrees" not in check.output  # nothing was read, so nothing was checked
+    assert check.output.strip().splitlines()[-1].startswith("error: no usable image")
+
 
 # ---------------------------------------------------------------- --check --model
 
