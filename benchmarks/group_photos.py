@@ -34,8 +34,8 @@ from quality import BLAZEFACE_MODELS, blazeface_on_images  # noqa: E402  (benchm
 
 from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 # (photo width, face height in px, people per row): a 1280 px photo of a small group up to a 4000 px phone photo, and
-# last two photos taken closer, with faces a seventh to a tenth of the photo's width (the size where BlazeFace, which
-# sees a photo whole, finds most faces; appended, so the first four keep their seeds and photos).
+# two taken closer, with faces about a tenth of the photo's width, as in many real group photos (appended, so the
+# first four keep their seeds and their photos).
 LAYOUTS = ((1280, 90, 6), (1920, 90, 6), (1920, 60, 8), (4000, 120, 9), (1280, 130, 5), (1920, 200, 5))
 ASPECT = 3 / 4  # photo height / width
 DEFAULT_TILE_MIN_SIDE = config.TILE_MIN_SIDE
