@@ -26,9 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from facetracker import config  # noqa: E402
+from prelabel_quality import human_samples, matched_faces  # noqa: E402  (benchmarks/prelabel_quality.py, beside this)
 from shared_data import require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 
-MATCH_IOU = 0.6  # prelabel_quality.py: a pre-label is right within this IoU of the human box
+MATCH_IOU = config.PRELABEL_MATCH_IOU  # a pre-label is right within this IoU of the human box (prelabel_quality.py)
 PAIR_IOU = 0.3  # a model box is paired with a human box for fitting from this IoU
 
 
@@ -49,15 +50,6 @@ def adapt(boxes: np.ndarray, adapter: np.ndarray) -> np.ndarray:
     return np.concatenate([centre - size / 2, centre + size / 2], axis=1)
 
 
-def faces_right(truth, boxes) -> int:
-    """Human faces matched one to one by a box within MATCH_IOU (boxes best first)."""
-    from facetracker.evaluate import match_detections
-
-    if not len(truth) or not len(boxes):
-        return 0
-    return int(match_detections(truth, np.arange(len(boxes), 0, -1), boxes, MATCH_IOU).sum())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -70,7 +62,6 @@ def main() -> None:
     from facetracker.evaluate import iou_matrix
     from facetracker.files import read_image
     from facetracker.inference import Detector, still_faces
-    from facetracker.labels import resolve_face_labels, scan
 
     detector = Detector.load(args.model)
     print(f"`.venv/bin/python benchmarks/box_adapter.py --model {args.model} --sets {' '.join(args.sets)} --first "
@@ -79,22 +70,22 @@ def main() -> None:
     print("|---|---:|---|---:|---:|")
     totals = np.zeros(3, int)  # faces, right, right with the adapter
     for name in args.sets:
-        folder = datasets / name
-        face_labels, _ = resolve_face_labels(folder / config.LABELS)
-        samples = sorted(scan(folder / config.IMAGES, folder / config.LABELS, face_labels).samples,
-                         key=lambda s: s.image.name)
+        samples = sorted(human_samples(datasets / name)[1], key=lambda s: s.image.name)
         found = [np.array([d.box for d in still_faces(detector, read_image(s.image), args.threshold)]).reshape(-1, 4)
                  for s in samples]
         pairs = []
         for sample, boxes in zip(samples[:args.first], found[:args.first]):
+            if not len(boxes):
+                continue
             for face in sample.boxes:
-                overlaps = iou_matrix([face], boxes)[0] if len(boxes) else np.zeros(0)
-                if overlaps.size and overlaps.max() >= PAIR_IOU:
+                overlaps = iou_matrix([face], boxes)[0]
+                if overlaps.max() >= PAIR_IOU:
                     pairs.append((boxes[overlaps.argmax()], np.asarray(face, np.float64)))
         adapter = fit_adapter(pairs) if pairs else np.zeros(4)
         counts = np.zeros(3, int)
         for sample, boxes in zip(samples[args.first:], found[args.first:]):
-            counts += [len(sample.boxes), faces_right(sample.boxes, boxes), faces_right(sample.boxes, adapt(boxes, adapter))]
+            counts += [len(sample.boxes), matched_faces(sample.boxes, boxes, MATCH_IOU),
+                       matched_faces(sample.boxes, adapt(boxes, adapter), MATCH_IOU)]
         totals += counts
         ratio = np.exp(adapter[:2])
         print(f"| {name} | {len(pairs)} | {ratio[0]:.2f}, {ratio[1]:.2f}, {adapter[2]:+.2f}, {adapter[3]:+.2f} | "

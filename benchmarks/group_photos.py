@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--background", default="webcam-d", help="set whose face-free frame is the room")
     parser.add_argument("--threshold", type=float, default=config.THRESHOLD)
     parser.add_argument("--no-blazeface", action="store_true", help="skip MediaPipe BlazeFace on the same photos")
-    parser.add_argument("--tile-min-side", type=int, default=config.TILE_MIN_SIDE,
+    parser.add_argument("--tile-min-side", type=int, default=DEFAULT_TILE_MIN_SIDE,
                         help="the finest tiles of detect_still, in px (config.TILE_MIN_SIDE): to try other tilings")
     args = parser.parse_args()
     config.TILE_MIN_SIDE = args.tile_min_side

@@ -66,11 +66,12 @@ def build_video(path: Path, frames: int, size: tuple[int, int] = SIZE) -> Path:
     """Two real people crossing (benchmarks/tracking_quality.py's clip) as an mp4v video at 30 FPS; the true boxes
     plus noise are written beside it (<video>.truth.json) for --detections truth."""
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from tracking_quality import compose
+    from tracking_quality import BACKGROUND, PEOPLE, compose
 
     from facetracker.demo import detections_from_truth
 
-    require_datasets("webcam-a")
+    require_datasets(*PEOPLE, BACKGROUND)  # the sets the clip is composed from
+
     clip, truth = compose(path.parent, size, frames)
     clip.replace(path.with_suffix(".avi"))
     # Re-encode as mp4v, the codec of a typical recorded clip (MJPG decodes at a different speed).
@@ -178,7 +179,6 @@ def main() -> None:
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     parser.add_argument("--video", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    require_datasets()
     truth = args.detections == "truth"
     if args.worker:
         print(json.dumps(run_worker(args.worker, args.video, args.model, args.frames, truth)))

@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from shared_data import require_datasets  # noqa: E402  (benchmarks/shared_data.py)
+from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 
 
 def export_network(separable: bool, folder: Path) -> tuple[Path, int]:
@@ -42,7 +42,7 @@ def real_inputs(side: int, count: int = 20):
 
     from facetracker.inference import FramePreparer
 
-    images = sorted((require_datasets("webcam-a") / "webcam-a" / "images").glob("*.jpg"))[:count]
+    images = sorted((DATASETS / "webcam-a" / "images").glob("*.jpg"))[:count]
     prepare = FramePreparer(side)
     return [prepare(cv2.imread(str(p)))[0].astype(np.float32)[None] for p in images]
 
@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--calls", type=int, default=10, help="passes over the 20 frames per round")
     args = parser.parse_args()
-    require_datasets()
+    require_datasets("webcam-a")
     with tempfile.TemporaryDirectory(prefix="network-speed-") as tmp:
         networks = {separable: export_network(separable, Path(tmp)) for separable in (False, True)}
         inputs = real_inputs(192)

@@ -227,9 +227,12 @@ def load_results(path: Path, protocol: dict) -> dict:
         return {"protocol": protocol, "folds": {}}
     results = json.loads(path.read_text())
     earlier = results["protocol"]
+    negative_repeat = earlier.get("recipe", {}).get("negative_repeat", 1)  # files written before the option: 1
     if earlier["folds_plan"] != protocol["folds_plan"] or earlier["epochs"] != protocol["epochs"] \
-            or earlier.get("seed", config.SPLIT_SEED) != protocol["seed"]:
-        sys.exit(f"quality: {path} holds another fold plan, epoch count or seed; move it away or pass --results DIR")
+            or earlier.get("seed", config.SPLIT_SEED) != protocol["seed"] \
+            or negative_repeat != protocol["recipe"]["negative_repeat"]:
+        sys.exit(f"quality: {path} holds another fold plan, epoch count, seed or --negative-repeat; move it away or "
+                 "pass --results DIR")
     return results
 
 
