@@ -12,7 +12,8 @@ the photo as it is and mirrored, plus overlapping tiles when its longer side is 
 seen whole once (Detector.detect, as a video frame is), and reports the faces found (a detection at the threshold
 matching a face at IoU >= 0.5, one to one) and the precision (matched detections / detections at the threshold).
 MediaPipe BlazeFace (full and short range, boxes converted to head size as in benchmarks/quality.py) runs on the
-same photos in the same run and is scored the same way (`--no-blazeface` skips it).
+same photos in the same run and is scored the same way (`--no-blazeface` skips it). A last table scores the same
+detections of `predict`'s way at other thresholds, pooled over the photos.
 
 Targets (issue 9, at acceptance on real group photos): at least 90 % of the faces, at 90 % precision or better.
 """
@@ -38,7 +39,9 @@ from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/sh
 # first four keep their seeds and their photos).
 LAYOUTS = ((1280, 90, 6), (1920, 90, 6), (1920, 60, 8), (4000, 120, 9), (1280, 130, 5), (1920, 200, 5))
 ASPECT = 3 / 4  # photo height / width
-DEFAULT_TILE_MIN_SIDE = config.TILE_MIN_SIDE
+DEFAULT_TILE_MIN_SIDE, DEFAULT_TILE_MIN_SHARE = config.TILE_MIN_SIDE, config.TILE_MIN_SHARE
+DEFAULT_BACKGROUND = "webcam-d"
+SWEEP = (0.35, 0.4, 0.45, 0.5)  # thresholds of the last table
 
 
 def sprites(people: list[str]):
@@ -92,13 +95,15 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="default: the bundled model (its .tflite)")
     parser.add_argument("--people", nargs="+", default=None, help="sets whose person stands in the photos "
                                                                    "(default: every set but the room's)")
-    parser.add_argument("--background", default="webcam-d", help="set whose face-free frame is the room")
+    parser.add_argument("--background", default=DEFAULT_BACKGROUND, help="set whose face-free frame is the room")
     parser.add_argument("--threshold", type=float, default=config.THRESHOLD)
     parser.add_argument("--no-blazeface", action="store_true", help="skip MediaPipe BlazeFace on the same photos")
     parser.add_argument("--tile-min-side", type=int, default=DEFAULT_TILE_MIN_SIDE,
                         help="the finest tiles of detect_still, in px (config.TILE_MIN_SIDE): to try other tilings")
+    parser.add_argument("--tile-min-share", type=float, default=DEFAULT_TILE_MIN_SHARE,
+                        help="no tiles finer than this share of the photo's longer side (config.TILE_MIN_SHARE)")
     args = parser.parse_args()
-    config.TILE_MIN_SIDE = args.tile_min_side
+    config.TILE_MIN_SIDE, config.TILE_MIN_SHARE = args.tile_min_side, args.tile_min_share
     require_datasets()
 
     import tempfile
@@ -116,14 +121,19 @@ def main() -> None:
     load = os.getloadavg()[0]
     views = ("whole", "tiled") + (() if args.no_blazeface else BLAZEFACE_MODELS)
     results = []  # per photo: size, face height, truth, {view: (matched, detections)}, seconds of detect_still
+    sweep = {threshold: [0, 0, 0] for threshold in SWEEP}  # predict's way: faces, matched, detections
     with tempfile.TemporaryDirectory(prefix="group-photos-") as work:
         paths = []
         for seed, (width, face_height, columns) in enumerate(LAYOUTS):
             size = (width, round(width * ASPECT))
             photo, truth = group_photo(faces, background(args.background, size), face_height, columns, seed=seed)
             started = time.perf_counter()
-            tiled = score_faces(truth, detector.detect_still(photo), args.threshold)
+            still = detector.detect_still(photo)
             seconds = time.perf_counter() - started
+            tiled = score_faces(truth, still, args.threshold)
+            for threshold, counts in sweep.items():
+                matched, kept = score_faces(truth, still, threshold)
+                counts[0], counts[1], counts[2] = counts[0] + len(truth), counts[1] + matched, counts[2] + kept
             found = {"whole": score_faces(truth, detector.detect(photo), args.threshold), "tiled": tiled}
             results.append((size, face_height, truth, found, seconds))
             paths.append(Path(work) / f"group-{seed}.png")
@@ -153,14 +163,20 @@ def main() -> None:
         for view, (f, m, k) in totals.items()) + " | | |")
     command = "python benchmarks/group_photos.py" + (f" --model {args.model}" if args.model else "") + \
               (f" --people {' '.join(args.people)}" if args.people else "") + \
-              (f" --tile-min-side {args.tile_min_side}" if args.tile_min_side != DEFAULT_TILE_MIN_SIDE else "")
+              (f" --background {args.background}" if args.background != DEFAULT_BACKGROUND else "") + \
+              (f" --tile-min-side {args.tile_min_side}" if args.tile_min_side != DEFAULT_TILE_MIN_SIDE else "") + \
+              (f" --tile-min-share {args.tile_min_share:g}" if args.tile_min_share != DEFAULT_TILE_MIN_SHARE else "")
     print(f"`{command}` — model {detector.source} ({detector.runtime_name}), threshold {args.threshold:g}, "
           f"{len(faces)} people ({', '.join(people)}), load average {load:.2f} before\n")
     print("\n".join(rows))
+    print("\nAs predict, all photos, at other thresholds:\n\n| threshold | found | precision |\n|---:|---:|---:|")
+    for threshold, (faces_in, matched, kept) in sweep.items():
+        print(f"| {threshold:g} | {_ratio(matched, faces_in, 1)} ({matched}/{faces_in}) | "
+              f"{_ratio(matched, kept, 1)} ({matched}/{kept}) |")
 
 
-def _ratio(part: int, whole: int) -> str:
-    return f"{part / whole:.0%}" if whole else "-"
+def _ratio(part: int, whole: int, digits: int = 0) -> str:
+    return f"{part / whole:.{digits}%}" if whole else "-"
 
 
 if __name__ == "__main__":

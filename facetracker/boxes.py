@@ -138,16 +138,21 @@ def merge_mirrored(scores, boxes, mirrored_scores, mirrored_boxes, same_face_iou
 
 
 def tiles(width: int, height: int, min_side: int | None = None, overlap: float = config.TILE_OVERLAP,
-          from_side: int = config.TILE_FROM_SIDE) -> list[tuple[int, int, int, int]]:
+          from_side: int = config.TILE_FROM_SIDE, min_share: float | None = None) -> list[tuple[int, int, int, int]]:
     """Overlapping square windows (x1, y1, x2, y2) over a width x height image, level by level: windows of half
-    its longer side, then a quarter, ... while they are at least `min_side` pixels; none for an image whose longer
-    side is under `from_side` (a webcam frame: the model was trained to see it whole).
+    its longer side, then a quarter, ... while they are at least `min_side` pixels and `min_share` of the longer
+    side; none for an image whose longer side is under `from_side` (a webcam frame: the model was trained to see it
+    whole).
 
     The whole image shrinks into the model's input, so the faces of a group photo end up a few pixels high; in a
     window a level down they are twice as big. Neighbouring windows overlap by `overlap` of their side, so a face
-    smaller than that lies whole inside at least one of them. `min_side` None: config.TILE_MIN_SIDE at the time of
-    the call (benchmarks/group_photos.py --tile-min-side changes it)."""
+    smaller than that lies whole inside at least one of them. `min_share` stops the pyramid at the size of the faces
+    a photo of that size is likely to hold: a 4000 px photo's faces are seldom small enough for its 250 px windows,
+    which then only add clutter, while the smallest faces of a 1920 px photo need its 240 px ones. None: config.TILE_MIN_SIDE and
+    config.TILE_MIN_SHARE at the time of the call (benchmarks/group_photos.py changes them)."""
     min_side = config.TILE_MIN_SIDE if min_side is None else min_side
+    min_share = config.TILE_MIN_SHARE if min_share is None else min_share
+    min_side = max(min_side, min_share * max(width, height))
     found = []
     side = max(width, height) / 2 if max(width, height) >= from_side else 0
     while side >= min_side:

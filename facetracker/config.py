@@ -143,7 +143,8 @@ BUNDLED_FAST_MODEL_NAME = "facetracker.tflite"  # its TFLite export, what live/p
 # Still images: the model also looks at overlapping tiles, so the small faces of a group photo are found
 # (boxes.tiles, Detector.detect_still; predict, evaluate and label on images, docs/quality.md). On 960x540
 # webcam frames tiles found more faces but also clutter (webcam-t: 1.2 false faces per image): only from 1000 px.
-TILE_MIN_SIDE = 256  # px: the finest tiles, a little over the model's input (finer would only upsample)
+TILE_MIN_SIDE = 192  # px: the finest tiles: the model's input (finer would only upsample)
+TILE_MIN_SHARE = 0.1  # of the photo's longer side: no finer tiles (docs/quality.md, "Group photos")
 TILE_FROM_SIDE = 1000  # px: images whose longer side is at least this get tiles; webcam frames are seen whole
 TILE_OVERLAP = 0.3  # of a tile's side shared with its neighbour: faces up to this size lie whole in some tile
 TILE_FACE_SHARE = 0.4  # a tile keeps only faces at most this share of its side (bigger ones: the coarser views)

@@ -95,6 +95,15 @@ def test_tiles_cover_a_big_photo_at_two_scales_and_leave_webcam_frames_whole():
         assert covered.all(), "every pixel is in some window"
 
 
+def test_the_tile_pyramid_stops_at_a_tenth_of_the_photo_and_at_the_model_input():
+    def finest(width, height):
+        return min(x2 - x1 for x1, _, x2, _ in tiles(width, height, min_side=192, min_share=0.1))
+
+    assert finest(1920, 1440) == 240, "960, 480, then 240: the smallest faces of a 1920 px photo"
+    assert finest(4000, 3000) == 500, "2000, 1000, 500; 250 is under a tenth of 4000"
+    assert finest(1280, 960) == 320, "640, 320; 160 is under the model's 192 px input"
+
+
 def test_faces_cut_by_a_window_and_parts_of_a_better_face_are_dropped():
     window, width, height = (100, 100, 300, 300), 1000, 800
     boxes = [[150, 150, 200, 200],  # inside: kept
