@@ -11,6 +11,7 @@ subprocess (so peak memory, ru_maxrss, is per configuration and nothing is share
   default .keras       `facetracker live` loop (run_live, headless) with Detector on the model: compiled tf.function
   default .tflite      same, the model exported by facetracker.export (TFLite interpreter, XNNPACK)
   .tflite + --record   same, also recording the annotated video (mp4v, encoded in its own thread)
+  .tflite, 1 thread    same, the TFLite interpreter on one thread instead of config.INFERENCE_THREADS
   default .onnx        same, exported to ONNX (onnxruntime)
   notebook VGG16       the notebook's per-frame code: cv2 -> tf.image.resize -> /255 -> model.predict, VGG16 120 px
                        with its Dense(2048) heads (untrained: speed does not depend on the weights)
@@ -50,13 +51,15 @@ from shared_data import require_datasets  # noqa: E402  (benchmarks/shared_data.
 SIZE = (640, 480)
 WARMUP = 10
 SLOW_FRAMES = {"vgg16-predict": 60, "haar": 100}  # seconds per run stay reasonable; FPS is a rate anyway
-CONFIGS = ("decode", "keras", "tflite", "tflite-record", "onnx", "vgg16-predict", "haar")
+CONFIGS = ("decode", "keras", "tflite", "tflite-record", "tflite-1thread", "onnx", "vgg16-predict", "haar")
 LABELS = {"decode": "decode only (cv2.VideoCapture.read)", "keras": "default model, .keras via tf.function",
           "tflite": "default model, .tflite (TFLite interpreter)",
           "tflite-record": "default model, .tflite, --record out.mp4",
+          "tflite-1thread": "default model, .tflite, one inference thread",
           "onnx": "default model, .onnx (onnxruntime)",
           "vgg16-predict": "notebook VGG16 120 px, model.predict per frame", "haar": "OpenCV Haar cascade"}
-MODEL_CONFIGS = ("keras", "tflite", "tflite-record", "onnx")
+MODEL_CONFIGS = ("keras", "tflite", "tflite-record", "tflite-1thread", "onnx")
+TFLITE_CONFIGS = ("tflite", "tflite-record", "tflite-1thread")  # all run the same exported .tflite file
 
 
 # ---------------------------------------------------------------- the parent: build inputs, run workers, report
@@ -197,8 +200,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="live-fps-") as tmp:
         video = build_video(Path(tmp) / "two-people.mp4", args.frames, size)
         configs = args.only or CONFIGS
-        exported = export(model, Path(tmp)) if {"tflite", "tflite-record", "onnx"} & set(configs) else {}
-        models = {"keras": model, "tflite-record": exported.get("tflite"), **exported}
+        exported = export(model, Path(tmp)) if {*TFLITE_CONFIGS, "onnx"} & set(configs) else {}
+        models = {"keras": model, **{name: exported.get("tflite") for name in TFLITE_CONFIGS}, **exported}
         rounds = []
         for _ in range(max(1, args.rounds)):
             rounds.append([])
@@ -295,6 +298,8 @@ def make_detector(config: str, model: Path | None):
         return NotebookVGG16()
     from facetracker.inference import Detector
 
+    if config == "tflite-1thread":
+        return Detector.load(model, threads=1)
     return Detector.load(model)
 
 
