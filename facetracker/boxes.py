@@ -148,8 +148,9 @@ def tiles(width: int, height: int, min_side: int | None = None, overlap: float =
     window a level down they are twice as big. Neighbouring windows overlap by `overlap` of their side, so a face
     smaller than that lies whole inside at least one of them. `min_share` stops the pyramid at the size of the faces
     a photo of that size is likely to hold: a 4000 px photo's faces are seldom small enough for its 250 px windows,
-    which then only add clutter, while the smallest faces of a 1920 px photo need its 240 px ones. None: config.TILE_MIN_SIDE and
-    config.TILE_MIN_SHARE at the time of the call (benchmarks/group_photos.py changes them)."""
+    which then only add clutter, while the smallest faces of a 1920 px photo need its 240 px ones. None:
+    config.TILE_MIN_SIDE and config.TILE_MIN_SHARE at the time of the call (benchmarks/group_photos.py changes
+    them)."""
     min_side = config.TILE_MIN_SIDE if min_side is None else min_side
     min_share = config.TILE_MIN_SHARE if min_share is None else min_share
     min_side = max(min_side, min_share * max(width, height))

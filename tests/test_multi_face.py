@@ -81,7 +81,7 @@ def test_detect_mirrored_finds_both_real_faces_with_the_bundled_model(two_people
 
 def test_tiles_cover_a_big_photo_at_two_scales_and_leave_webcam_frames_whole():
     assert tiles(640, 480) == [] and tiles(960, 540) == []  # webcam frames: the model sees them whole
-    windows = tiles(2000, 1000, min_side=256, overlap=0.3, from_side=1000)
+    windows = tiles(2000, 1000, min_side=256, overlap=0.3, from_side=1000, min_share=0.0)
     level1 = [w for w in windows if w[2] - w[0] == 1000]
     level2 = [w for w in windows if w[2] - w[0] == 500]
     assert len(level1) + len(level2) == len(windows), "halves, then quarters; 250 px would be under 256"
