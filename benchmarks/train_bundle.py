@@ -1,6 +1,7 @@
 """`make bundle`: retrain the bundled model on every shared data set, with the recipe of facetracker/recipe.py.
 
     .venv/bin/python benchmarks/train_bundle.py [--epochs 60] [--datasets ../shared/datasets] [--out DIR]
+                                                [--negative-repeat N]
 
 Writes DIR/facetracker.keras and its TFLite export DIR/facetracker.tflite (checked against Keras by
 `facetracker export`), plus DIR/facetracker.log.jsonl with one line per epoch. DIR defaults to
@@ -36,7 +37,11 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=REPO.parent / "shared" / "datasets")
     parser.add_argument("--epochs", type=int, default=config.RECIPE_EPOCHS)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bundle")
+    parser.add_argument("--negative-repeat", type=int, default=config.RECIPE_NEGATIVE_REPEAT,
+                        help="draw each face-free photo this many times as often as a face photo")
     args = parser.parse_args()
+    if args.negative_repeat < 1:
+        sys.exit(f"error: --negative-repeat must be at least 1, got {args.negative_repeat}")
 
     sets = shared_sets(args.datasets)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -44,7 +49,8 @@ def main() -> None:
     log.unlink(missing_ok=True)
     started = time.monotonic()
     print(f"training on {len(sets)} sets for {args.epochs} epochs; progress in {log}", flush=True)
-    train_on_sets(sets, RecipeOptions(out=model_path, epochs=args.epochs, log=log))
+    train_on_sets(sets, RecipeOptions(out=model_path, epochs=args.epochs, log=log,
+                                      negative_repeat=args.negative_repeat))
     print(f"trained in {(time.monotonic() - started) / 60:.1f} min: {model_path}", flush=True)
 
     from facetracker.export import export_model
