@@ -121,7 +121,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     views = ("whole", "tiled") + (() if args.no_blazeface else BLAZEFACE_MODELS)
     results = []  # per photo: size, face height, truth, {view: (matched, detections)}, seconds of detect_still
-    sweep = {threshold: [0, 0, 0] for threshold in SWEEP}  # predict's way: faces, matched, detections
+    stills = []  # per photo: (truth, detect_still's detections), for the table of thresholds
     with tempfile.TemporaryDirectory(prefix="group-photos-") as work:
         paths = []
         for seed, (width, face_height, columns) in enumerate(LAYOUTS):
@@ -130,11 +130,9 @@ def main() -> None:
             started = time.perf_counter()
             still = detector.detect_still(photo)
             seconds = time.perf_counter() - started
-            tiled = score_faces(truth, still, args.threshold)
-            for threshold, counts in sweep.items():
-                matched, kept = score_faces(truth, still, threshold)
-                counts[0], counts[1], counts[2] = counts[0] + len(truth), counts[1] + matched, counts[2] + kept
-            found = {"whole": score_faces(truth, detector.detect(photo), args.threshold), "tiled": tiled}
+            stills.append((truth, still))
+            found = {"whole": score_faces(truth, detector.detect(photo), args.threshold),
+                     "tiled": score_faces(truth, still, args.threshold)}
             results.append((size, face_height, truth, found, seconds))
             paths.append(Path(work) / f"group-{seed}.png")
             cv2.imwrite(str(paths[-1]), photo)
@@ -170,7 +168,10 @@ def main() -> None:
           f"{len(faces)} people ({', '.join(people)}), load average {load:.2f} before\n")
     print("\n".join(rows))
     print("\nAs predict, all photos, at other thresholds:\n\n| threshold | found | precision |\n|---:|---:|---:|")
-    for threshold, (faces_in, matched, kept) in sweep.items():
+    faces_in = sum(len(truth) for truth, _ in stills)
+    for threshold in SWEEP:
+        matched, kept = (sum(counts) for counts in zip(*(score_faces(truth, still, threshold)
+                                                         for truth, still in stills)))
         print(f"| {threshold:g} | {_ratio(matched, faces_in, 1)} ({matched}/{faces_in}) | "
               f"{_ratio(matched, kept, 1)} ({matched}/{kept}) |")
 
