@@ -1,8 +1,9 @@
 """`make bundle`: retrain the bundled model on every shared data set, with the recipe of facetracker/recipe.py.
 
-    .venv/bin/python benchmarks/train_bundle.py [--epochs 60] [--datasets ../shared/datasets] [--out DIR]
+    .venv/bin/python benchmarks/train_bundle.py [--epochs 60] [--datasets DIR] [--out DIR]
                                                 [--negative-repeat N] [--seed S]
 
+--datasets defaults to $FACETRACKER_DATASETS, else ../shared/datasets beside the repository.
 Writes DIR/facetracker.keras and its TFLite export DIR/facetracker.tflite (checked against Keras by
 `facetracker export`), plus DIR/facetracker.log.jsonl with one line per epoch. DIR defaults to
 benchmarks/results/bundle/; copy both model files into facetracker/assets/ to ship them. The log is written as
@@ -21,11 +22,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+
 from facetracker import config  # noqa: E402
 from facetracker.recipe import RecipeOptions, train_on_sets  # noqa: E402
+from shared_data import DATASETS  # noqa: E402  (benchmarks/shared_data.py)
 
 
 def shared_sets(root: Path) -> list[Path]:
+    if not root.is_dir():
+        sys.exit(f"error: no data set folder at {root}: pass --datasets, or set FACETRACKER_DATASETS")
     sets = sorted(p for p in root.iterdir() if (p / config.IMAGES).is_dir())
     if not sets:
         sys.exit(f"error: no labelme data sets (folders with images/) in {root} — pass --datasets")
@@ -34,7 +40,8 @@ def shared_sets(root: Path) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", type=Path, default=REPO.parent / "shared" / "datasets")
+    parser.add_argument("--datasets", type=Path, default=DATASETS,
+                        help="the labelme sets to train on (default: $FACETRACKER_DATASETS or ../shared/datasets)")
     parser.add_argument("--epochs", type=int, default=config.RECIPE_EPOCHS)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bundle")
     parser.add_argument("--negative-repeat", type=int, default=config.RECIPE_NEGATIVE_REPEAT,
