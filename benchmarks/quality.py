@@ -50,6 +50,7 @@ TABLE_MARKERS = ("<!-- quality-table:start -->", "<!-- quality-table:end -->")
 BLAZEFACE_MARKERS = ("<!-- blazeface-table:start -->", "<!-- blazeface-table:end -->")
 BLAZEFACE_MODELS = ("full-range", "short-range")
 QUICK_SETS = ("webcam-m", "webcam-q", "webcam-r", "webcam-v")  # small; -r, -v name their faces Semih, vatsal
+RECIPE_OPTIONS = ("negative_repeat", "background_swap")  # RecipeOptions fields this page can change
 QUICK_EPOCHS = 2
 # Per-set figures kept in results.json (the full reports with per-image rows stay in fold-K/<set>/).
 SUMMARY_KEYS = ("images", "face_images", "faces", "negatives", "detections", "ap50", "ap50_95", "coco_ap50",
@@ -174,13 +175,12 @@ def blazeface_results(names: list[str], threshold: float) -> dict[str, dict[str,
 
 
 def run_fold(k: int, held_out: list[str], train_sets: list[str], run_dir: Path, epochs: int,
-             threshold: float, seed: int = config.SPLIT_SEED,
-             negative_repeat: int = config.RECIPE_NEGATIVE_REPEAT) -> dict:
+             threshold: float, seed: int = config.SPLIT_SEED, recipe: dict | None = None) -> dict:
     """Train on `train_sets` (unless fold-K.keras is already there), evaluate every held-out set."""
     model_path = run_dir / f"fold-{k}.keras"
     started = time.perf_counter()
     if not model_path.exists():  # saved atomically at the end of training: present means complete
-        train_fold(k, train_sets, model_path, epochs, seed, negative_repeat)
+        train_fold(k, train_sets, model_path, epochs, seed, recipe or {})
     trained = time.perf_counter()
     sets = evaluate_fold(model_path, held_out, run_dir / f"fold-{k}", threshold)
     return {"held_out": held_out, "trained_on": train_sets, "epochs": epochs, "model": model_path.name,
@@ -189,7 +189,9 @@ def run_fold(k: int, held_out: list[str], train_sets: list[str], run_dir: Path, 
 
 
 def train_fold(k: int, train_sets: list[str], model_path: Path, epochs: int, seed: int = config.SPLIT_SEED,
-               negative_repeat: int = config.RECIPE_NEGATIVE_REPEAT) -> None:
+               recipe: dict | None = None) -> None:
+    """Train fold K's model with the bundled recipe; `recipe` overrides RecipeOptions fields (negative_repeat,
+    background_swap)."""
     import keras
 
     from facetracker.recipe import RecipeOptions, train_on_sets
@@ -197,7 +199,7 @@ def train_fold(k: int, train_sets: list[str], model_path: Path, epochs: int, see
     log = model_path.with_suffix(".train.jsonl")
     log.unlink(missing_ok=True)  # an interrupted training starts again from scratch: so does its log
     print(f"fold {k}: training on {len(train_sets)} sets for {epochs} epochs (log: {log}) ...", flush=True)
-    options = RecipeOptions(out=model_path, epochs=epochs, log=log, seed=seed, negative_repeat=negative_repeat)
+    options = RecipeOptions(out=model_path, epochs=epochs, log=log, seed=seed, **(recipe or {}))
     train_on_sets([DATASETS / n for n in train_sets], options)
     keras.backend.clear_session()  # the next fold builds a new model: free this one's graph
     gc.collect()
@@ -227,12 +229,13 @@ def load_results(path: Path, protocol: dict) -> dict:
         return {"protocol": protocol, "folds": {}}
     results = json.loads(path.read_text())
     earlier = results["protocol"]
-    negative_repeat = earlier.get("recipe", {}).get("negative_repeat", 1)  # files written before the option: 1
+    # files written before an option existed ran with what is now its "off" value
+    recipe = {"negative_repeat": 1, "background_swap": 0.0, **earlier.get("recipe", {})}
     if earlier["folds_plan"] != protocol["folds_plan"] or earlier["epochs"] != protocol["epochs"] \
             or earlier.get("seed", config.SPLIT_SEED) != protocol["seed"] \
-            or negative_repeat != protocol["recipe"]["negative_repeat"]:
-        sys.exit(f"quality: {path} holds another fold plan, epoch count, seed or --negative-repeat; move it away or "
-                 "pass --results DIR")
+            or any(recipe[key] != protocol["recipe"][key] for key in RECIPE_OPTIONS):
+        sys.exit(f"quality: {path} holds another fold plan, epoch count, seed, --negative-repeat or "
+                 "--background-swap; move it away or pass --results DIR")
     return results
 
 
@@ -337,12 +340,16 @@ def parse_args() -> argparse.Namespace:
                         help="the recipe's random seed: another seed shows how much one run moves the figures")
     parser.add_argument("--negative-repeat", type=int, default=config.RECIPE_NEGATIVE_REPEAT,
                         help="the recipe draws each face-free photo this many times as often as a face photo")
+    parser.add_argument("--background-swap", type=float, default=config.BACKGROUND_SWAP_SHARE,
+                        help="share of the recipe's views whose faces are pasted onto another photo's room")
     parser.add_argument("--blazeface-only", action="store_true", help="BlazeFace's table on the sets, no training")
     parser.add_argument("--doc", type=Path, default=DOC, help="page the tables go into (not with --quick)")
     args = parser.parse_args()
     require_datasets()
     if args.negative_repeat < 1:
         parser.error("--negative-repeat must be at least 1 (1: every photo as often)")
+    if not 0 <= args.background_swap <= 1 - config.MOSAIC_SHARE:
+        parser.error(f"--background-swap must be between 0 and {1 - config.MOSAIC_SHARE} (the rest are mosaics)")
     if args.quick:
         args.sets = args.sets or list(QUICK_SETS)
         args.fold = args.fold or [1]
@@ -388,6 +395,7 @@ def main() -> None:
     protocol = {"sets": args.sets, "folds_plan": folds, "epochs": args.epochs, "threshold": args.threshold,
                 "seed": args.seed,
                 "recipe": {"batch_size": config.RECIPE_BATCH_SIZE, "negative_repeat": args.negative_repeat,
+                           "background_swap": args.background_swap,
                            "backbone": config.DEFAULT_BACKBONE,
                            "image_size": config.IMAGE_SIZE[config.DEFAULT_BACKBONE]}}
     results_path = run_dir / "results.json"
@@ -402,7 +410,7 @@ def main() -> None:
             train_sets = [n for n in args.sets if n not in folds[k - 1]]
             print(f"fold {k} of {len(folds)}: holding out {', '.join(folds[k - 1])}", flush=True)
             results["folds"][str(k)] = run_fold(k, folds[k - 1], train_sets, run_dir, args.epochs, args.threshold,
-                                                args.seed, args.negative_repeat)
+                                                args.seed, {key: protocol["recipe"][key] for key in RECIPE_OPTIONS})
             save_results(results_path, results)
         save_results(results_path, results)
         report_tables(args, results, folds, run_dir, whole)

@@ -1,7 +1,7 @@
 """`make bundle`: retrain the bundled model on every shared data set, with the recipe of facetracker/recipe.py.
 
     .venv/bin/python benchmarks/train_bundle.py [--epochs 60] [--datasets DIR] [--out DIR]
-                                                [--negative-repeat N] [--seed S]
+                                                [--negative-repeat N] [--background-swap SHARE] [--seed S]
 
 --datasets defaults to $FACETRACKER_DATASETS, else ../shared/datasets beside the repository.
 Writes DIR/facetracker.keras and its TFLite export DIR/facetracker.tflite (checked against Keras by
@@ -46,11 +46,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bundle")
     parser.add_argument("--negative-repeat", type=int, default=config.RECIPE_NEGATIVE_REPEAT,
                         help="draw each face-free photo this many times as often as a face photo")
+    parser.add_argument("--background-swap", type=float, default=config.BACKGROUND_SWAP_SHARE,
+                        help="share of views whose faces are pasted onto another photo's room")
     parser.add_argument("--seed", type=int, default=RecipeOptions.seed,
                         help="the recipe's random seed: another seed shows how much one training moves the figures")
     args = parser.parse_args()
     if args.negative_repeat < 1:
         sys.exit(f"error: --negative-repeat must be at least 1, got {args.negative_repeat}")
+    if not 0 <= args.background_swap <= 1 - config.MOSAIC_SHARE:
+        sys.exit(f"error: --background-swap must be between 0 and {1 - config.MOSAIC_SHARE}, got {args.background_swap}")
 
     sets = shared_sets(args.datasets)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -59,7 +63,8 @@ def main() -> None:
     started = time.monotonic()
     print(f"training on {len(sets)} sets for {args.epochs} epochs; progress in {log}", flush=True)
     train_on_sets(sets, RecipeOptions(out=model_path, epochs=args.epochs, log=log,
-                                      negative_repeat=args.negative_repeat, seed=args.seed))
+                                      negative_repeat=args.negative_repeat, seed=args.seed,
+                                      background_swap=args.background_swap))
     print(f"trained in {(time.monotonic() - started) / 60:.1f} min: {model_path}", flush=True)
 
     from facetracker.export import export_model

@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from augdata import write_aug_split
 from facetracker import config
-from facetracker.data import cache_fits, load_photos, load_splits, make_dataset, photo_dataset, read_split
+from facetracker.data import (cache_fits, load_photos, load_splits, make_dataset, photo_dataset, read_split,
+                              swap_background)
 from facetracker.errors import FacetrackerError
 from facetracker.labels import scan
 
@@ -211,6 +212,52 @@ def test_photo_views_of_real_photos(datasets_dir):
         assert (boxes[boxes[..., 2] == 0] == 0).all(), "padding rows are all zeros"
         faces += len(real)
     assert faces >= 12, "most views keep their faces; mosaics hold several"
+
+
+def square_view(sample, side: int, corner: bool = False):
+    """A real photo squashed to (side, side) with its boxes as fractions; `corner`: at half size in the
+    bottom-right quarter of a grey canvas, so its face sits away from the centre."""
+    image = cv2.resize(cv2.cvtColor(cv2.imread(str(sample.image)), cv2.COLOR_BGR2RGB), (side, side)).astype(np.float32)
+    boxes = np.asarray(sample.normalised_boxes(), np.float32).reshape(-1, 4)
+    if corner:
+        canvas = np.full_like(image, config.AUG_BORDER_FILL)
+        canvas[side // 2:, side // 2:] = cv2.resize(image, (side // 2, side // 2))
+        image, boxes = canvas, boxes * 0.5 + 0.5
+    return image, padded(boxes)
+
+
+def test_background_swap_pastes_faces_onto_another_room(monkeypatch, datasets_dir):
+    monkeypatch.setattr(config, "SWAP_MARGIN", (0.2, 0.2))
+    side = 192
+    face = lambda name: next(s for s in scan(datasets_dir / name / "images", datasets_dir / name / "labels").samples
+                             if s.has_face)
+    own, own_boxes = square_view(face("webcam-u"), side)
+    room, room_boxes = square_view(face("webcam-f"), side, corner=True)
+    image, boxes = swap_background(tf.constant(np.stack([own, room])), tf.constant(np.stack([own_boxes, room_boxes])),
+                                   side)
+    image, boxes = image.numpy(), boxes.numpy()
+    x1, y1, x2, y2 = (own_boxes[0] * side).astype(int)
+    # Inside the first face (away from the soft edge) the pixels are its own; far from it, the other room's.
+    np.testing.assert_allclose(image[y1 + 3:y2 - 3, x1 + 3:x2 - 3], own[y1 + 3:y2 - 3, x1 + 3:x2 - 3])
+    np.testing.assert_allclose(image[:4, :4], room[:4, :4])
+    # The pasted face and the room's own face, out of its way, are both labelled.
+    real = boxes[boxes[:, 2] > 0]
+    assert len(real) == 2
+    np.testing.assert_allclose(sorted(real.tolist()), sorted([own_boxes[0].tolist(), room_boxes[0].tolist()]),
+                               atol=1e-6)
+
+    # A room whose face lies under the pasted one loses that face (what shows is hair and ears), ...
+    covered, covered_boxes = own * 0.5, own_boxes  # the same man, darker: his face lies right under the pasted one
+    image, boxes = swap_background(tf.constant(np.stack([own, covered])),
+                                   tf.constant(np.stack([own_boxes, covered_boxes])), side)
+    image, boxes = image.numpy(), boxes.numpy()
+    np.testing.assert_allclose(image[:4, :4], covered[:4, :4])  # pasted, not left as it was
+    np.testing.assert_allclose(boxes[boxes[:, 2] > 0], own_boxes[:1], atol=1e-6)
+    # ... and a face-free first view stays the negative it was.
+    empty = np.zeros_like(own_boxes)
+    image, boxes = swap_background(tf.constant(np.stack([own, room])), tf.constant(np.stack([empty, room_boxes])), side)
+    np.testing.assert_array_equal(image.numpy(), own)
+    assert not boxes.numpy().any()
 
 
 def test_a_training_step_on_multi_face_data_gives_a_finite_loss(two_faces):
