@@ -288,10 +288,11 @@ def train(
     freeze_backbone: bool = typer.Option(config.FREEZE_BACKBONE, "--freeze-backbone/--train-backbone",
                                          help="Fine-tuning a FaceTracker: train only its neck and head (default: "
                                               "the whole network, BatchNorm aside)."),
-    blend: float = typer.Option(config.FINETUNE_BLEND, min=0.0, max=1.0,
-                                help="Fine-tuning a FaceTracker: the saved model goes this share of the way from the "
-                                     "starting weights to the fine-tuned ones (1: fine-tuned only; less forgets less "
-                                     "of other people and learns less of yours)."),
+    blend: Optional[float] = typer.Option(None, min=0.0, max=1.0,
+                                          help="Fine-tuning a FaceTracker: the saved model goes this share of the way "
+                                               "from the starting weights to the fine-tuned ones (1: fine-tuned only; "
+                                               "less forgets less of other people and learns less of yours). Default: "
+                                               "the smallest share that does as well on your validation images."),
     logdir: Path = typer.Option(config.LOGS_DIR, help="TensorBoard folder (view with: tensorboard --logdir logs)."),
     out: Path = typer.Option(config.DEFAULT_MODEL, help="Where the best model (.keras) is saved."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run saved beside --out."),

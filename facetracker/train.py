@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from facetracker import config
 from facetracker.errors import FacetrackerError
@@ -49,7 +50,8 @@ class TrainOptions:
     steps_per_epoch: int = config.STEPS_PER_EPOCH  # 0: a full pass over the train split
     freeze_batchnorm: bool = config.FREEZE_BATCHNORM  # when fine-tuning a FaceTracker
     freeze_backbone: bool = config.FREEZE_BACKBONE  # when fine-tuning a FaceTracker: train the neck and head only
-    blend: float = config.FINETUNE_BLEND  # fine-tuning: --out = start + blend x (fine-tuned - start)
+    # fine-tuning: --out = start + blend x (fine-tuned - start); None: chosen on the validation split (choose_blend)
+    blend: float | None = None
     zoom_share: float = config.TRAIN_ZOOM_SHARE  # training images shown shrunk on a grey canvas (0: none)
     logdir: Path = config.LOGS_DIR
     run_name: str | None = None
@@ -109,7 +111,9 @@ class RunState:
     frozen_batchnorm: bool = False
     frozen_backbone: bool = False
     start_path: str = ""  # the FaceTracker file fine-tuned (its weights are blended into every saved model)
-    blend: float = 1.0
+    blend: float = 1.0  # the blend of the model now at --out
+    choose_blend: bool = False  # at the end, re-blend --out with the blend the validation split prefers
+    blend_choices: list[dict] = field(default_factory=list)  # what each blend scored on the validation split
 
     def save(self, path: Path) -> None:
         state = asdict(self)
@@ -166,7 +170,9 @@ def train(opts: TrainOptions) -> TrainResult:
         state.start, state.steps_per_epoch = start.describe(), steps
         state.frozen_batchnorm = bool(start.facetracker and opts.freeze_batchnorm)
         state.frozen_backbone = bool(start.facetracker and opts.freeze_backbone)
-        state.start_path, state.blend = (str(start.path), opts.blend) if start.facetracker else ("", 1.0)
+        if start.facetracker:
+            state.start_path, state.choose_blend = str(start.path), opts.blend is None
+            state.blend = config.FINETUNE_BLEND if opts.blend is None else opts.blend
         freeze(model, state)
     if isinstance(strategy, tf_multiworker()):
         _skip_symbolic_build(model)
@@ -178,7 +184,8 @@ def train(opts: TrainOptions) -> TrainResult:
     logdir = opts.logdir / state.run_name
     ensure_writable_dir(paths.ckpt_dir)
     # Only the chief writes (TensorBoard, checkpoints, progress): other workers would clobber its files.
-    callbacks = [Checkpointer(paths, state, opts.patience, chief, start_weights(state, paths, opts.unsafe))]
+    blend_from = start_weights(state, paths, opts.unsafe)
+    callbacks = [Checkpointer(paths, state, opts.patience, chief, blend_from)]
     if chief:
         callbacks[:0] = [keras.callbacks.TensorBoard(log_dir=str(logdir), update_freq="epoch", write_graph=False),
                          PredictionImages(val_labels, image_size, logdir / "validation", every=opts.image_every)]
@@ -196,6 +203,8 @@ def train(opts: TrainOptions) -> TrainResult:
             save_checkpoint(model, paths, state)
         raise TrainingInterrupted(f"training interrupted after {state.epoch}/{opts.epochs} epochs, checkpoint saved",
                                   paths.ckpt_dir, "rerun the same command with --resume to continue") from None
+    if chief and state.choose_blend and blend_from is not None and state.best_epoch:
+        state.blend, state.blend_choices = choose_blend(paths.out, blend_from, state.blend, val_labels)
     if chief:
         state.save(paths.state)
     curve = plot_history(state.history, paths.curve) if state.history and chief else None
@@ -218,7 +227,7 @@ def _check_outputs(opts: TrainOptions, paths: RunPaths) -> None:
     if opts.backbone is not None:
         check_backbone(opts.backbone)
     pick_preprocessing(opts.preprocessing, opts.backbone or config.DEFAULT_BACKBONE, opts.weights)
-    if not 0 < opts.blend <= 1:
+    if opts.blend is not None and not 0 < opts.blend <= 1:
         raise FacetrackerError(f"--blend {opts.blend:g} is not in (0, 1]", None,
                                "use 1 for the fine-tuned weights alone, less to keep more of the starting model")
     if opts.steps_per_epoch < 0:
@@ -492,6 +501,44 @@ def save_inference_model(model, path: Path, start_weights=None, blend: float = 1
         clean.save(tmp)
 
 
+def choose_blend(out: Path, start: list, blend: float, val_labels) -> tuple[float, list[dict]]:
+    """Re-save `out` (the best epoch, saved `blend` of the way from the `start` weights) with the smallest of
+    config.BLEND_CHOICES whose AP@0.5 and mean IoU on the validation images are within config.BLEND_TOLERANCE
+    of the best choice's; return that blend and every choice's scores.
+
+    Going less of the way forgets less of other people, and how far a person's frames need the model to go
+    differs: a labeller who draws boxes like the bundled model's is served by a small step, one who draws tight
+    boxes needs most of the way (docs/quality.md, "How the defaults were chosen")."""
+    from facetracker.evaluate import metrics
+    from facetracker.files import read_image
+    from facetracker.inference import Detector
+    from facetracker.model import load_model
+
+    model = load_model(out)
+    tuned = [s + (w - s) / blend for s, w in zip(start, model.get_weights())]
+    detector = Detector.from_model(model)  # traced once: set_weights below changes the values it reads
+    frames = [read_image(path) for path in val_labels.paths]
+    truths = [face_pixels(boxes, frame.shape) for boxes, frame in zip(val_labels.boxes, frames)]
+    choices = []
+    for choice in config.BLEND_CHOICES:
+        model.set_weights([s + choice * (t - s) for s, t in zip(start, tuned)])
+        found = [detector.detect(frame) for frame in frames]
+        scored = metrics(truths, [[d.score for d in faces] for faces in found], [[d.box for d in faces] for faces in found])
+        choices.append({"blend": choice, "ap50": scored["ap50"] or 0.0, "mean_iou": scored["mean_iou"] or 0.0})
+    best_ap, best_iou = max(c["ap50"] for c in choices), max(c["mean_iou"] for c in choices)
+    chosen = min(c["blend"] for c in choices if c["ap50"] >= best_ap - config.BLEND_TOLERANCE
+                 and c["mean_iou"] >= best_iou - config.BLEND_TOLERANCE)
+    model.set_weights([s + chosen * (t - s) for s, t in zip(start, tuned)])
+    save_inference_model(model, out)
+    return chosen, choices
+
+
+def face_pixels(boxes: np.ndarray, shape) -> np.ndarray:
+    """A SplitLabels row of padded boxes (fractions) -> its face boxes in the pixels of an image of `shape`."""
+    height, width = shape[:2]
+    return boxes[boxes[:, 2] > 0] * np.array([width, height, width, height], np.float32)
+
+
 def save_checkpoint(model, paths: RunPaths, state: RunState) -> None:
     """The model with optimizer state, then the state file (a crash in between only repeats one epoch)."""
     with atomic_path(paths.last) as tmp:
@@ -625,7 +672,9 @@ def describe_run(state: RunState, model, train_count: int, val_count: int, batch
     start = f"resuming ({state.start}) after epoch {state.epoch}" if state.epoch else state.start
     frozen = ", BatchNorm frozen" if state.frozen_batchnorm else ""
     frozen += ", backbone frozen" if state.frozen_backbone else ""
-    frozen += f", saved blended {state.blend:g} with the start" if state.start_path and state.blend < 1 else ""
+    if state.start_path:
+        frozen += ", saved blended with the start as validation prefers" if state.choose_blend else \
+            f", saved blended {state.blend:g} with the start" if state.blend < 1 else ""
     devices = f" on {replicas} devices" if replicas > 1 else ""
     return (f"{start} ({model.backbone_name} {model.image_size} px{frozen}){devices}: {train_count} train and "
             f"{val_count} validation images; {state.epochs} epochs of {state.steps_per_epoch} steps of "
@@ -737,7 +786,8 @@ def summary_table(result: TrainResult):
         ("best epoch", f"{state.best_epoch} (val loss {state.best_val_loss:.4f})" if state.best_epoch else "-"),
         ("last train", _metrics_line(last, "")),
         ("last validation", _metrics_line(last, "val_")),
-        ("model", str(result.model_path) + (f" (the best epoch's weights blended {state.blend:g} with the start's)"
+        ("model", str(result.model_path) + (f" (the best epoch's weights blended {state.blend:g} with the start's"
+                                            + (f", of {_blend_choices(state)})" if state.blend_choices else ")")
                                             if state.start_path and state.blend < 1 else "")),
         ("loss curves", str(result.curve_path or "-")),
         ("TensorBoard", f"tensorboard --logdir {result.logdir.parent}"),
@@ -745,6 +795,10 @@ def summary_table(result: TrainResult):
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def _blend_choices(state: RunState) -> str:
+    return ", ".join(f"{c['blend']:g}: AP {c['ap50']:.3f} IoU {c['mean_iou']:.3f}" for c in state.blend_choices)
 
 
 def _metrics_line(last: dict, prefix: str) -> str:
