@@ -503,8 +503,8 @@ def save_inference_model(model, path: Path, start_weights=None, blend: float = 1
 
 def choose_blend(out: Path, start: list, blend: float, val_labels) -> tuple[float, list[dict]]:
     """Re-save `out` (the best epoch, saved `blend` of the way from the `start` weights) with the smallest of
-    config.BLEND_CHOICES whose AP@0.5 and mean IoU on the validation images are within config.BLEND_TOLERANCE
-    of the best choice's; return that blend and every choice's scores.
+    config.BLEND_CHOICES whose AP@0.5 and mean IoU on the validation images reach blend_needs; return that blend
+    and every choice's scores.
 
     Going less of the way forgets less of other people, and how far a person's frames need the model to go
     differs: a labeller who draws boxes like the bundled model's is served by a small step, one who draws tight
@@ -525,12 +525,20 @@ def choose_blend(out: Path, start: list, blend: float, val_labels) -> tuple[floa
         found = [detector.detect(frame) for frame in frames]
         scored = metrics(truths, [[d.score for d in faces] for faces in found], [[d.box for d in faces] for faces in found])
         choices.append({"blend": choice, "ap50": scored["ap50"] or 0.0, "mean_iou": scored["mean_iou"] or 0.0})
-    best_ap, best_iou = max(c["ap50"] for c in choices), max(c["mean_iou"] for c in choices)
-    chosen = min(c["blend"] for c in choices if c["ap50"] >= best_ap - config.BLEND_TOLERANCE
-                 and c["mean_iou"] >= best_iou - config.BLEND_TOLERANCE)
+    need_ap, need_iou = blend_needs(choices)
+    chosen = min(c["blend"] for c in choices if c["ap50"] >= need_ap and c["mean_iou"] >= need_iou)
     model.set_weights([s + chosen * (t - s) for s, t in zip(start, tuned)])
     save_inference_model(model, out)
     return chosen, choices
+
+
+def blend_needs(choices: list[dict]) -> tuple[float, float]:
+    """The validation AP@0.5 and mean IoU a blend must reach: within BLEND_TOLERANCE of the best blend's, or
+    BLEND_ENOUGH if that is lower (a person whose boxes the model already matches well gains nothing from going
+    further, and a labeller of tight boxes would otherwise always take the whole way and forget the most)."""
+    best_ap, best_iou = max(c["ap50"] for c in choices), max(c["mean_iou"] for c in choices)
+    enough_ap, enough_iou = config.BLEND_ENOUGH
+    return min(best_ap - config.BLEND_TOLERANCE, enough_ap), min(best_iou - config.BLEND_TOLERANCE, enough_iou)
 
 
 def face_pixels(boxes: np.ndarray, shape) -> np.ndarray:
@@ -786,9 +794,9 @@ def summary_table(result: TrainResult):
         ("best epoch", f"{state.best_epoch} (val loss {state.best_val_loss:.4f})" if state.best_epoch else "-"),
         ("last train", _metrics_line(last, "")),
         ("last validation", _metrics_line(last, "val_")),
-        ("model", str(result.model_path) + (f" (the best epoch's weights blended {state.blend:g} with the start's"
-                                            + (f", of {_blend_choices(state)})" if state.blend_choices else ")")
+        ("model", str(result.model_path) + (f" (the best epoch's weights blended {state.blend:g} with the start's)"
                                             if state.start_path and state.blend < 1 else "")),
+        *([("blends tried", f"validation {_blend_choices(state)}")] if state.blend_choices else []),
         ("loss curves", str(result.curve_path or "-")),
         ("TensorBoard", f"tensorboard --logdir {result.logdir.parent}"),
     ]
