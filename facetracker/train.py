@@ -204,7 +204,13 @@ def train(opts: TrainOptions) -> TrainResult:
         raise TrainingInterrupted(f"training interrupted after {state.epoch}/{opts.epochs} epochs, checkpoint saved",
                                   paths.ckpt_dir, "rerun the same command with --resume to continue") from None
     if chief and state.choose_blend and blend_from is not None and state.best_epoch:
-        state.blend, state.blend_choices = choose_blend(paths.out, blend_from, state.blend, val_labels)
+        try:
+            state.blend, state.blend_choices = choose_blend(paths.out, blend_from, state.blend, val_labels)
+        except KeyboardInterrupt:  # --out is saved atomically: it still holds the blend training saved
+            state.save(paths.state)
+            raise TrainingInterrupted(f"interrupted while choosing the blend; the model keeps the best epoch blended "
+                                      f"{state.blend:g} with the start", paths.out,
+                                      "use it as it is, or train again with --force and a fixed --blend") from None
     if chief:
         state.save(paths.state)
     curve = plot_history(state.history, paths.curve) if state.history and chief else None
