@@ -547,6 +547,18 @@ def blend_needs(choices: list[dict]) -> tuple[float, float]:
     return min(best_ap - config.BLEND_TOLERANCE, enough_ap), min(best_iou - config.BLEND_TOLERANCE, enough_iou)
 
 
+def blend_advice(choices: list[dict], chosen: float) -> str | None:
+    """A hint when even the largest blend leaves the validation frames below BLEND_ENOUGH: the user's boxes differ
+    from the bundled model's more than the blend follows (tight boxes, docs/quality.md). None otherwise."""
+    top = max(choices, key=lambda c: c["blend"])
+    enough_ap, enough_iou = config.BLEND_ENOUGH
+    if chosen < top["blend"] or (top["ap50"] >= enough_ap and top["mean_iou"] >= enough_iou):
+        return None
+    return (f"validation AP {top['ap50']:.3f} / IoU {top['mean_iou']:.3f} at the largest blend ({top['blend']:g}), "
+            f"below {enough_ap:g} / {enough_iou:g}: your boxes differ from the bundled model's; `--blend 1` follows "
+            "them fully but forgets more of other people")
+
+
 def face_pixels(boxes: np.ndarray, shape) -> np.ndarray:
     """A SplitLabels row of padded boxes (fractions) -> its face boxes in the pixels of an image of `shape`."""
     height, width = shape[:2]
@@ -803,6 +815,8 @@ def summary_table(result: TrainResult):
         ("model", str(result.model_path) + (f" (the best epoch's weights blended {state.blend:g} with the start's)"
                                             if state.start_path and state.blend < 1 else "")),
         *([("blends tried", f"validation {_blend_choices(state)}")] if state.blend_choices else []),
+        *([("note", advice)] if state.blend_choices and (advice := blend_advice(state.blend_choices, state.blend))
+          else []),
         ("loss curves", str(result.curve_path or "-")),
         ("TensorBoard", f"tensorboard --logdir {result.logdir.parent}"),
     ]

@@ -7,6 +7,7 @@ small dense FaceTracker really trained on webcam-a, put in its place for the tes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import signal
@@ -19,6 +20,7 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from augdata import make_aug_data
@@ -27,8 +29,8 @@ from facetracker import config
 from facetracker.cli import app
 from facetracker.errors import FacetrackerError
 from facetracker.model import FaceTracker, bundled_model_file, load_model, start_model_config
-from facetracker.train import (EpochProgress, RunState, TrainOptions, blend_needs, epoch_steps, peak_learning_rate,
-                               spread_subset, train)
+from facetracker.train import (EpochProgress, RunState, TrainOptions, blend_advice, blend_needs, epoch_steps,
+                               peak_learning_rate, spread_subset, summary_table, train)
 
 SIZE = 64
 
@@ -175,6 +177,23 @@ def test_a_blend_needs_the_best_validation_figures_or_enough():
     assert min(c["blend"] for c in rising if c["mean_iou"] >= need_iou - 1e-9) == 0.5
     low = [{"blend": b, "ap50": 0.5 + 0.4 * b, "mean_iou": 0.5 + 0.2 * b} for b in config.BLEND_CHOICES]
     assert blend_needs(low) == pytest.approx((0.5 + 0.4 * 0.6 - 0.01, 0.5 + 0.2 * 0.6 - 0.01))  # never enough
+
+
+def test_a_capped_blend_that_is_not_enough_says_how_to_go_further(finetuned):
+    # webcam-g's journey (tight boxes): every blend tried, the largest still short of BLEND_ENOUGH.
+    short = [{"blend": b, "ap50": a, "mean_iou": i} for b, a, i in
+             zip((0.3, 0.4, 0.5, 0.6), (0.738, 0.841, 0.914, 0.959), (0.640, 0.656, 0.672, 0.696))]
+    advice = blend_advice(short, 0.6)
+    assert "0.959 / IoU 0.696" in advice and "--blend 1" in advice
+    assert blend_advice(short, 0.5) is None, "a smaller blend chosen means the largest was not needed"
+    fitted = [{"blend": b, "ap50": 0.99, "mean_iou": 0.85} for b in (0.3, 0.4, 0.5, 0.6)]
+    assert blend_advice(fitted, 0.6) is None
+    # The run's summary carries the hint as a row of its own.
+    result = finetuned[1]
+    shown = dataclasses.replace(result, state=dataclasses.replace(result.state, blend_choices=short, blend=0.6))
+    console = Console(width=200, record=True)
+    console.print(summary_table(shown))
+    assert "--blend 1" in console.export_text()
 
 
 def test_a_given_blend_is_kept_as_given(bundled, faces, tmp_path):
