@@ -50,7 +50,7 @@ TABLE_MARKERS = ("<!-- quality-table:start -->", "<!-- quality-table:end -->")
 BLAZEFACE_MARKERS = ("<!-- blazeface-table:start -->", "<!-- blazeface-table:end -->")
 BLAZEFACE_MODELS = ("full-range", "short-range")
 QUICK_SETS = ("webcam-m", "webcam-q", "webcam-r", "webcam-v")  # small; -r, -v name their faces Semih, vatsal
-RECIPE_OPTIONS = ("negative_repeat", "background_swap")  # RecipeOptions fields this page can change
+RECIPE_OPTIONS = ("negative_repeat", "background_swap", "background_pattern")  # RecipeOptions fields this page can change
 QUICK_EPOCHS = 2
 # Per-set figures kept in results.json (the full reports with per-image rows stay in fold-K/<set>/).
 SUMMARY_KEYS = ("images", "face_images", "faces", "negatives", "detections", "ap50", "ap50_95", "coco_ap50",
@@ -190,8 +190,7 @@ def run_fold(k: int, held_out: list[str], train_sets: list[str], run_dir: Path, 
 
 def train_fold(k: int, train_sets: list[str], model_path: Path, epochs: int, seed: int = config.SPLIT_SEED,
                recipe: dict | None = None) -> None:
-    """Train fold K's model with the bundled recipe; `recipe` overrides RecipeOptions fields (negative_repeat,
-    background_swap)."""
+    """Train fold K's model with the bundled recipe; `recipe` overrides RecipeOptions fields (RECIPE_OPTIONS)."""
     import keras
 
     from facetracker.recipe import RecipeOptions, train_on_sets
@@ -230,12 +229,12 @@ def load_results(path: Path, protocol: dict) -> dict:
     results = json.loads(path.read_text())
     earlier = results["protocol"]
     # files written before an option existed ran with what is now its "off" value
-    recipe = {"negative_repeat": 1, "background_swap": 0.0, **earlier.get("recipe", {})}
+    recipe = {"negative_repeat": 1, "background_swap": 0.0, "background_pattern": 0.0, **earlier.get("recipe", {})}
     if earlier["folds_plan"] != protocol["folds_plan"] or earlier["epochs"] != protocol["epochs"] \
             or earlier.get("seed", config.SPLIT_SEED) != protocol["seed"] \
             or any(recipe[key] != protocol["recipe"][key] for key in RECIPE_OPTIONS):
-        sys.exit(f"quality: {path} holds another fold plan, epoch count, seed, --negative-repeat or "
-                 "--background-swap; move it away or pass --results DIR")
+        sys.exit(f"quality: {path} holds another fold plan, epoch count, seed, --negative-repeat, "
+                 "--background-swap or --background-pattern; move it away or pass --results DIR")
     return results
 
 
@@ -342,6 +341,8 @@ def parse_args() -> argparse.Namespace:
                         help="the recipe draws each face-free photo this many times as often as a face photo")
     parser.add_argument("--background-swap", type=float, default=config.BACKGROUND_SWAP_SHARE,
                         help="share of the recipe's views whose faces are pasted onto another photo's room")
+    parser.add_argument("--background-pattern", type=float, default=config.BACKGROUND_PATTERN_SHARE,
+                        help="share of those pasted onto a made-up busy pattern instead (needs --background-swap)")
     parser.add_argument("--blazeface-only", action="store_true", help="BlazeFace's table on the sets, no training")
     parser.add_argument("--doc", type=Path, default=DOC, help="page the tables go into (not with --quick)")
     args = parser.parse_args()
@@ -350,6 +351,8 @@ def parse_args() -> argparse.Namespace:
         parser.error("--negative-repeat must be at least 1 (1: every photo as often)")
     if not 0 <= args.background_swap <= 1 - config.MOSAIC_SHARE:
         parser.error(f"--background-swap must be between 0 and {1 - config.MOSAIC_SHARE} (the rest are mosaics)")
+    if not 0 <= args.background_pattern <= 1 or (args.background_pattern and not args.background_swap):
+        parser.error("--background-pattern must be between 0 and 1, and needs a --background-swap share to act on")
     if args.quick:
         args.sets = args.sets or list(QUICK_SETS)
         args.fold = args.fold or [1]
@@ -395,7 +398,7 @@ def main() -> None:
     protocol = {"sets": args.sets, "folds_plan": folds, "epochs": args.epochs, "threshold": args.threshold,
                 "seed": args.seed,
                 "recipe": {"batch_size": config.RECIPE_BATCH_SIZE, "negative_repeat": args.negative_repeat,
-                           "background_swap": args.background_swap,
+                           "background_swap": args.background_swap, "background_pattern": args.background_pattern,
                            "backbone": config.DEFAULT_BACKBONE,
                            "image_size": config.IMAGE_SIZE[config.DEFAULT_BACKBONE]}}
     results_path = run_dir / "results.json"

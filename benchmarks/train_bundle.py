@@ -1,7 +1,8 @@
 """`make bundle`: retrain the bundled model on every shared data set, with the recipe of facetracker/recipe.py.
 
     .venv/bin/python benchmarks/train_bundle.py [--epochs 60] [--datasets DIR] [--out DIR]
-                                                [--negative-repeat N] [--background-swap SHARE] [--seed S]
+                                                [--negative-repeat N] [--background-swap SHARE]
+                                                [--background-pattern SHARE] [--seed S]
 
 --datasets defaults to $FACETRACKER_DATASETS, else ../shared/datasets beside the repository.
 Writes DIR/facetracker.keras and its TFLite export DIR/facetracker.tflite (checked against Keras by
@@ -48,6 +49,8 @@ def main() -> None:
                         help="draw each face-free photo this many times as often as a face photo")
     parser.add_argument("--background-swap", type=float, default=config.BACKGROUND_SWAP_SHARE,
                         help="share of views whose faces are pasted onto another photo's room")
+    parser.add_argument("--background-pattern", type=float, default=config.BACKGROUND_PATTERN_SHARE,
+                        help="share of those pasted onto a made-up busy pattern instead")
     parser.add_argument("--seed", type=int, default=RecipeOptions.seed,
                         help="the recipe's random seed: another seed shows how much one training moves the figures")
     args = parser.parse_args()
@@ -55,6 +58,8 @@ def main() -> None:
         sys.exit(f"error: --negative-repeat must be at least 1, got {args.negative_repeat}")
     if not 0 <= args.background_swap <= 1 - config.MOSAIC_SHARE:
         sys.exit(f"error: --background-swap must be between 0 and {1 - config.MOSAIC_SHARE}, got {args.background_swap}")
+    if not 0 <= args.background_pattern <= 1:
+        sys.exit(f"error: --background-pattern must be between 0 and 1, got {args.background_pattern}")
 
     sets = shared_sets(args.datasets)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -64,7 +69,8 @@ def main() -> None:
     print(f"training on {len(sets)} sets for {args.epochs} epochs; progress in {log}", flush=True)
     train_on_sets(sets, RecipeOptions(out=model_path, epochs=args.epochs, log=log,
                                       negative_repeat=args.negative_repeat, seed=args.seed,
-                                      background_swap=args.background_swap))
+                                      background_swap=args.background_swap,
+                                      background_pattern=args.background_pattern))
     print(f"trained in {(time.monotonic() - started) / 60:.1f} min: {model_path}", flush=True)
 
     from facetracker.export import export_model

@@ -308,7 +308,26 @@ def box_masks(boxes, margin, side: int):
     return tf.cast(inside_y[:, :, None] & inside_x[:, None, :], tf.float32)
 
 
-def swap_background(images, boxes_list, side: int):
+def busy_pattern(side: int):
+    """A (side, side, 3) float32 0..255 made-up background: a few sinusoidal gratings per colour channel, at random
+    frequencies, angles and phases, sharpened into stripes, checks and blobs (patterned curtains, wallpaper)."""
+    import tensorflow as tf
+
+    grid = (tf.range(side, dtype=tf.float32) + 0.5) / side
+    y, x = tf.meshgrid(grid, grid, indexing="ij")
+    waves = 4
+    cycles = tf.exp(tf.random.uniform((3, waves, 1, 1), 0.0, tf.math.log(16.0)))  # 1-16 per side: blobs to stripes
+    direction = tf.random.uniform((3, waves, 1, 1), 0.0, 3.1416)
+    phase = tf.random.uniform((3, waves, 1, 1), 0.0, 6.2832)
+    angle = 6.2832 * cycles * (tf.cos(direction) * x + tf.sin(direction) * y) + phase  # (3, waves, side, side)
+    sharpness = tf.random.uniform((), 1.0, 6.0)
+    channels = tf.sigmoid(sharpness * tf.reduce_sum(tf.sin(angle), axis=1))  # (3, side, side) in 0..1
+    mix = tf.random.uniform((3, 3), 0.0, 1.0)  # random colours: each output channel a mix of the three
+    pattern = tf.einsum("chw,cd->hwd", channels, mix / tf.reduce_sum(mix, axis=0, keepdims=True))
+    return 255.0 * pattern
+
+
+def swap_background(images, boxes_list, side: int, pattern_share: float = config.BACKGROUND_PATTERN_SHARE):
     """Two views (2, side, side, 3) with padded boxes (2, M, 4) -> the first view's faces, each with a random
     margin of its own surroundings, pasted onto the second view; the boxes of the faces that show.
 
@@ -316,10 +335,15 @@ def swap_background(images, boxes_list, side: int):
     man before a bright patterned curtain was found at AP 0.29, and at 0.88 with all but a quarter face-size of
     margin greyed out. Faces on other people's rooms teach the face itself. A face of the second view stays
     labelled when at most a quarter of it is covered and is dropped when three quarters are (what shows is hair
-    or an ear); anything between, and a first view without a face, leave the first view as it was."""
+    or an ear); anything between, and a first view without a face, leave the first view as it was. A
+    `pattern_share` of the time the faces go onto a busy_pattern instead of the second view."""
     import tensorflow as tf
 
     own, other = boxes_list[0], boxes_list[1]
+    if pattern_share > 0:
+        patterned = tf.random.uniform(()) < pattern_share
+        images = tf.cond(patterned, lambda: tf.stack([images[0], busy_pattern(side)]), lambda: images)
+        other = tf.cond(patterned, lambda: tf.zeros_like(other), lambda: other)
     margin = tf.random.uniform((), *config.SWAP_MARGIN)
     kept = tf.reduce_max(box_masks(own, margin, side), axis=0, keepdims=True)[..., None]  # (1, side, side, 1)
     kept = tf.nn.avg_pool2d(kept, 5, 1, "SAME")[0]  # a soft edge: a sharp rectangle would be a cue of its own
@@ -338,7 +362,8 @@ def swap_background(images, boxes_list, side: int):
 
 
 def photo_dataset(photos: list[Photo], side: int, batch_size: int, seed: int = config.SPLIT_SEED,
-                  mosaic_share: float = config.MOSAIC_SHARE, swap_share: float = config.BACKGROUND_SWAP_SHARE):
+                  mosaic_share: float = config.MOSAIC_SHARE, swap_share: float = config.BACKGROUND_SWAP_SHARE,
+                  pattern_share: float = config.BACKGROUND_PATTERN_SHARE):
     """An endless, shuffled tf.data stream of (images (B, side, side, 3) float32, boxes (B, M, 4)) batches."""
     import tensorflow as tf
 
@@ -358,7 +383,7 @@ def photo_dataset(photos: list[Photo], side: int, batch_size: int, seed: int = c
     mosaics = views(side // 2).batch(4).map(lambda im, b: mosaic(im, b, side), num_parallel_calls=tf.data.AUTOTUNE)
     streams, weights = [singles, mosaics], [1 - mosaic_share - swap_share, mosaic_share]
     if swap_share > 0:
-        streams.append(views(side).batch(2).map(lambda im, b: swap_background(im, b, side),
+        streams.append(views(side).batch(2).map(lambda im, b: swap_background(im, b, side, pattern_share),
                                                 num_parallel_calls=tf.data.AUTOTUNE))
         weights.append(swap_share)
     mixed = tf.data.Dataset.sample_from_datasets(streams, weights, seed=seed)

@@ -31,6 +31,7 @@ class RecipeOptions:
     seed: int = config.SPLIT_SEED
     negative_repeat: int = config.RECIPE_NEGATIVE_REPEAT  # face-free photos are drawn this many times as often
     background_swap: float = config.BACKGROUND_SWAP_SHARE  # share of views whose faces go onto another's room
+    background_pattern: float = config.BACKGROUND_PATTERN_SHARE  # share of those onto a made-up busy pattern
     log: Path | None = None  # one JSON line per epoch, for long runs in the background
 
 
@@ -69,7 +70,8 @@ def train_on_sets(set_dirs: list[Path], opts: RecipeOptions):
     keras.utils.set_random_seed(opts.seed)
     photos = recipe_photos(set_dirs, opts.negative_repeat)
     steps = max(1, len(photos) // opts.batch_size)
-    dataset = photo_dataset(photos, opts.image_size, opts.batch_size, seed=opts.seed, swap_share=opts.background_swap)
+    dataset = photo_dataset(photos, opts.image_size, opts.batch_size, seed=opts.seed, swap_share=opts.background_swap,
+                            pattern_share=opts.background_pattern)
     model = build_model(config.DEFAULT_BACKBONE, image_size=opts.image_size, weights=None,
                         preprocessing="standardize")
     model.compile(keras.optimizers.Adam(learning_rate_schedule(opts.lr, opts.epochs, steps)))

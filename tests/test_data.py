@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from augdata import write_aug_split
 from facetracker import config
-from facetracker.data import (cache_fits, load_photos, load_splits, make_dataset, photo_dataset, read_split,
-                              swap_background)
+from facetracker.data import (busy_pattern, cache_fits, load_photos, load_splits, make_dataset, photo_dataset,
+                              read_split, swap_background)
 from facetracker.errors import FacetrackerError
 from facetracker.labels import scan
 
@@ -258,6 +258,26 @@ def test_background_swap_pastes_faces_onto_another_room(monkeypatch, datasets_di
     image, boxes = swap_background(tf.constant(np.stack([own, room])), tf.constant(np.stack([empty, room_boxes])), side)
     np.testing.assert_array_equal(image.numpy(), own)
     assert not boxes.numpy().any()
+
+
+def test_a_pattern_background_keeps_only_the_pasted_faces(monkeypatch, datasets_dir):
+    monkeypatch.setattr(config, "SWAP_MARGIN", (0.2, 0.2))
+    side = 192
+    face = lambda name: next(s for s in scan(datasets_dir / name / "images", datasets_dir / name / "labels").samples
+                             if s.has_face)
+    own, own_boxes = square_view(face("webcam-u"), side)
+    room, room_boxes = square_view(face("webcam-f"), side, corner=True)
+    image, boxes = swap_background(tf.constant(np.stack([own, room])), tf.constant(np.stack([own_boxes, room_boxes])),
+                                   side, pattern_share=1.0)
+    image, boxes = image.numpy(), boxes.numpy()
+    x1, y1, x2, y2 = (own_boxes[0] * side).astype(int)
+    np.testing.assert_allclose(image[y1 + 3:y2 - 3, x1 + 3:x2 - 3], own[y1 + 3:y2 - 3, x1 + 3:x2 - 3])
+    # The rest is a made-up pattern, neither view: the room's face is gone, and so is its label.
+    assert not np.allclose(image[:8, :8], room[:8, :8]) and not np.allclose(image[:8, :8], own[:8, :8])
+    np.testing.assert_allclose(boxes[boxes[:, 2] > 0], own_boxes[:1], atol=1e-6)
+    pattern = busy_pattern(side).numpy()
+    assert pattern.shape == (side, side, 3) and pattern.min() >= 0 and pattern.max() <= 255
+    assert pattern.std() > 20, "a busy background, not a flat one"
 
 
 def test_a_training_step_on_multi_face_data_gives_a_finite_loss(two_faces):
