@@ -226,13 +226,17 @@ def square_view(sample, side: int, corner: bool = False):
     return image, padded(boxes)
 
 
+def man_and_room(datasets_dir, side: int):
+    """webcam-u's first face view, and a view of webcam-f's room with its own face in a corner."""
+    face = lambda name: next(s for s in scan(datasets_dir / name / "images", datasets_dir / name / "labels").samples
+                             if s.has_face)
+    return (*square_view(face("webcam-u"), side), *square_view(face("webcam-f"), side, corner=True))
+
+
 def test_background_swap_pastes_faces_onto_another_room(monkeypatch, datasets_dir):
     monkeypatch.setattr(config, "SWAP_MARGIN", (0.2, 0.2))
     side = 192
-    face = lambda name: next(s for s in scan(datasets_dir / name / "images", datasets_dir / name / "labels").samples
-                             if s.has_face)
-    own, own_boxes = square_view(face("webcam-u"), side)
-    room, room_boxes = square_view(face("webcam-f"), side, corner=True)
+    own, own_boxes, room, room_boxes = man_and_room(datasets_dir, side)
     image, boxes = swap_background(tf.constant(np.stack([own, room])), tf.constant(np.stack([own_boxes, room_boxes])),
                                    side)
     image, boxes = image.numpy(), boxes.numpy()
@@ -263,10 +267,7 @@ def test_background_swap_pastes_faces_onto_another_room(monkeypatch, datasets_di
 def test_a_pattern_background_keeps_only_the_pasted_faces(monkeypatch, datasets_dir):
     monkeypatch.setattr(config, "SWAP_MARGIN", (0.2, 0.2))
     side = 192
-    face = lambda name: next(s for s in scan(datasets_dir / name / "images", datasets_dir / name / "labels").samples
-                             if s.has_face)
-    own, own_boxes = square_view(face("webcam-u"), side)
-    room, room_boxes = square_view(face("webcam-f"), side, corner=True)
+    own, own_boxes, room, room_boxes = man_and_room(datasets_dir, side)
     image, boxes = swap_background(tf.constant(np.stack([own, room])), tf.constant(np.stack([own_boxes, room_boxes])),
                                    side, pattern_share=1.0)
     image, boxes = image.numpy(), boxes.numpy()
