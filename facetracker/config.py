@@ -135,7 +135,7 @@ FREEZE_BACKBONE = False  # fine-tuning a FaceTracker trains its neck and head on
 FINETUNE_BLEND = 0.6
 # Unless --blend is given, the blend is chosen at the end of fine-tuning: the smallest of these whose AP@0.5 and
 # mean IoU on the validation images are within BLEND_TOLERANCE of the best one's, or reach BLEND_ENOUGH (what
-# issue 10 counts as good on a person's own frames), whichever asks less (train.choose_blend, blend_needs). On
+# issue 10 counts as good on a person's own frames), whichever asks less (train.choose_blend, pick_blend). On
 # webcam-o (docs/quality.md) validation was level from 0.3 to 1.0 while the other people's AP fell from 0.949 to
 # 0.910. The choice never goes further than FINETUNE_BLEND: on webcam-r and -g (tight boxes) validation IoU rose all
 # the way (webcam-r 0.72 at 0.3 to 0.86 at 1.0), and taking 0.7 and 1.0 cost the other people 0.035 and 0.49 of

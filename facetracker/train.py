@@ -508,8 +508,8 @@ def save_inference_model(model, path: Path, start_weights=None, blend: float = 1
 
 
 def choose_blend(out: Path, start: list, blend: float, val_labels) -> tuple[float, list[dict]]:
-    """Re-save `out` (the best epoch, saved `blend` of the way from the `start` weights) with the smallest of
-    config.BLEND_CHOICES whose AP@0.5 and mean IoU on the validation images reach blend_needs; return that blend
+    """Re-save `out` (the best epoch, saved `blend` of the way from the `start` weights) with the one of
+    config.BLEND_CHOICES that pick_blend takes by AP@0.5 and mean IoU on the validation images; return that blend
     and every choice's scores.
 
     Going less of the way forgets less of other people, and how far a person's frames need the model to go
@@ -531,11 +531,20 @@ def choose_blend(out: Path, start: list, blend: float, val_labels) -> tuple[floa
         found = [detector.detect(frame) for frame in frames]
         scored = metrics(truths, [[d.score for d in faces] for faces in found], [[d.box for d in faces] for faces in found])
         choices.append({"blend": choice, "ap50": scored["ap50"] or 0.0, "mean_iou": scored["mean_iou"] or 0.0})
-    need_ap, need_iou = blend_needs(choices)
-    chosen = min(c["blend"] for c in choices if c["ap50"] >= need_ap and c["mean_iou"] >= need_iou)
+    chosen = pick_blend(choices)
     model.set_weights([s + chosen * (t - s) for s, t in zip(start, tuned)])
     save_inference_model(model, out)
     return chosen, choices
+
+
+def pick_blend(choices: list[dict]) -> float:
+    """The smallest blend whose validation AP@0.5 and mean IoU both reach blend_needs. The best AP and the best IoU
+    may come from different blends, and then none may reach both: the blend with the highest AP + IoU is taken."""
+    need_ap, need_iou = blend_needs(choices)
+    reaching = [c["blend"] for c in choices if c["ap50"] >= need_ap and c["mean_iou"] >= need_iou]
+    if reaching:
+        return min(reaching)
+    return max(choices, key=lambda c: (c["ap50"] + c["mean_iou"], -c["blend"]))["blend"]
 
 
 def blend_needs(choices: list[dict]) -> tuple[float, float]:

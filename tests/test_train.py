@@ -30,7 +30,7 @@ from facetracker.cli import app
 from facetracker.errors import FacetrackerError
 from facetracker.model import FaceTracker, bundled_model_file, load_model, start_model_config
 from facetracker.train import (EpochProgress, RunState, TrainOptions, blend_advice, blend_needs, epoch_steps,
-                               peak_learning_rate, spread_subset, summary_table, train)
+                               peak_learning_rate, pick_blend, spread_subset, summary_table, train)
 
 SIZE = 64
 
@@ -150,12 +150,9 @@ def test_the_saved_model_is_the_blend_validation_prefers(finetuned, bundled):
     opts, result, _ = finetuned
     state = result.state
     assert state.start_path == str(bundled) and state.choose_blend
-    # Every choice was scored on the validation images, and the one kept is the smallest that reaches what
-    # blend_needs asks.
+    # Every choice was scored on the validation images, and the one kept is the one pick_blend takes.
     assert [c["blend"] for c in state.blend_choices] == list(config.BLEND_CHOICES)
-    need_ap, need_iou = blend_needs(state.blend_choices)
-    assert state.blend == min(c["blend"] for c in state.blend_choices
-                              if c["ap50"] >= need_ap and c["mean_iou"] >= need_iou)
+    assert state.blend == pick_blend(state.blend_choices)
     assert max(c["mean_iou"] for c in state.blend_choices) > 0.5, "the choices were scored on real faces"
     start = [np.asarray(w) for w in load_model(bundled).get_weights()]
     saved = [np.asarray(w) for w in load_model(result.model_path).get_weights()]
@@ -177,6 +174,17 @@ def test_a_blend_needs_the_best_validation_figures_or_enough():
     assert min(c["blend"] for c in rising if c["mean_iou"] >= need_iou - 1e-9) == 0.5
     low = [{"blend": b, "ap50": 0.5 + 0.4 * b, "mean_iou": 0.5 + 0.2 * b} for b in config.BLEND_CHOICES]
     assert blend_needs(low) == pytest.approx((0.5 + 0.4 * 0.6 - 0.01, 0.5 + 0.2 * 0.6 - 0.01))  # never enough
+
+
+def test_a_blend_is_picked_even_when_no_blend_has_both_the_best_ap_and_the_best_iou():
+    rising = [{"blend": b, "ap50": 1.0, "mean_iou": 0.5 + 0.625 * b} for b in (0.3, 0.4, 0.5, 0.6)]
+    assert pick_blend(rising) == 0.5  # the smallest within 0.01 of the best IoU (0.875)
+    # Noisy validation: the best AP at 0.3, the best IoU at 0.6, and no blend within 0.01 of both.
+    crossed = [{"blend": 0.3, "ap50": 0.97, "mean_iou": 0.70}, {"blend": 0.4, "ap50": 0.95, "mean_iou": 0.71},
+               {"blend": 0.5, "ap50": 0.93, "mean_iou": 0.72}, {"blend": 0.6, "ap50": 0.90, "mean_iou": 0.76}]
+    need_ap, need_iou = blend_needs(crossed)
+    assert not any(c["ap50"] >= need_ap and c["mean_iou"] >= need_iou for c in crossed)
+    assert pick_blend(crossed) == 0.3  # the highest AP + IoU (1.67)
 
 
 def test_a_capped_blend_that_is_not_enough_says_how_to_go_further(finetuned):
