@@ -44,20 +44,20 @@ def main() -> None:
     from facetracker import config
     from facetracker.data import make_dataset, read_split
     from facetracker.model import load_model
-    from facetracker.train import save_inference_model, spread_subset
+    from facetracker.train import save_inference_model, spread_subset, unblend_weights
 
     state = json.loads(state_path.read_text())
     start = load_model(state["start_path"]).get_weights()
     model = load_model(tuned_path)
-    tuned = [s + (w - s) / state["blend"] for s, w in zip(start, model.get_weights())]
+    tuned = unblend_weights(start, model.get_weights(), state["blend"])
     val = make_dataset(spread_subset(read_split(args.work / "aug_data", "val"), config.VAL_IMAGES), model.image_size,
                        16, training=False)
     others = [name for name in shared_sets() if name != args.person]
     folder = Path(tempfile.mkdtemp(prefix="blend-sweep-"))
     for share in (float(b) for b in args.blends.split(",")):
-        model.set_weights([s + share * (t - s) for s, t in zip(start, tuned)])
+        model.set_weights(tuned)
         path = folder / f"blend-{share:g}.keras"
-        save_inference_model(model, path)
+        save_inference_model(model, path, start, share)
         blended = load_model(path)
         blended.compile(keras.optimizers.Adam())
         val_loss = blended.evaluate(val, verbose=0, return_dict=True)["loss"]

@@ -493,15 +493,26 @@ def _resume_model(opts: TrainOptions, paths: RunPaths, state: RunState):
 
 
 # ---- saving -------------------------------------------------------------------------------------------------
+def blend_weights(start: list, tuned: list, share: float) -> list:
+    """start + share x (tuned - start), array by array: a weight-space blend (WiSE-FT) of a fine-tuned model with
+    the model its fine-tuning started from."""
+    return [s + share * (t - s) for s, t in zip(start, tuned)]
+
+
+def unblend_weights(start: list, blended: list, share: float) -> list:
+    """The fine-tuned weights that blend_weights(start, tuned, share) was made from."""
+    return [s + (b - s) / share for s, b in zip(start, blended)]
+
+
 def save_inference_model(model, path: Path, start_weights=None, blend: float = 1.0) -> None:
     """Save weights + architecture without optimizer state (a few MB), atomically. With `start_weights`, the
-    weights saved are start + blend x (model - start): a weight-space blend with the model fine-tuning started from."""
+    weights saved are blend_weights(start_weights, model's, blend)."""
     from facetracker.model import FaceTracker
 
     clean = FaceTracker.from_config(model.get_config())
     weights = model.get_weights()
     if start_weights is not None and blend != 1:
-        weights = [start + blend * (now - start) for start, now in zip(start_weights, weights)]
+        weights = blend_weights(start_weights, weights, blend)
     clean.set_weights(weights)
     with atomic_path(path) as tmp:
         clean.save(tmp)
@@ -521,19 +532,19 @@ def choose_blend(out: Path, start: list, blend: float, val_labels) -> tuple[floa
     from facetracker.model import load_model
 
     model = load_model(out)
-    tuned = [s + (w - s) / blend for s, w in zip(start, model.get_weights())]
+    tuned = unblend_weights(start, model.get_weights(), blend)
     detector = Detector.from_model(model)  # traced once: set_weights below changes the values it reads
     frames = [read_image(path) for path in val_labels.paths]
     truths = [face_pixels(boxes, frame.shape) for boxes, frame in zip(val_labels.boxes, frames)]
     choices = []
     for choice in config.BLEND_CHOICES:
-        model.set_weights([s + choice * (t - s) for s, t in zip(start, tuned)])
+        model.set_weights(blend_weights(start, tuned, choice))
         found = [detector.detect(frame) for frame in frames]
         scored = metrics(truths, [[d.score for d in faces] for faces in found], [[d.box for d in faces] for faces in found])
         choices.append({"blend": choice, "ap50": scored["ap50"] or 0.0, "mean_iou": scored["mean_iou"] or 0.0})
     chosen = pick_blend(choices)
-    model.set_weights([s + chosen * (t - s) for s, t in zip(start, tuned)])
-    save_inference_model(model, out)
+    model.set_weights(tuned)
+    save_inference_model(model, out, start, chosen)
     return chosen, choices
 
 
