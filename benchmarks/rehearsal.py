@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,17 +30,6 @@ from facetracker import config  # noqa: E402
 
 REHEARSE = ("webcam-a", "webcam-c", "webcam-e", "webcam-h", "caltech-faces")  # label `face`, head-sized boxes
 RESULTS = REPO / "benchmarks" / "results" / "rehearsal"
-
-
-def facetracker(work: Path, log: Path, *args: str) -> float:
-    """Run `python -m facetracker ARGS` in `work`; minutes taken (a failure stops the benchmark)."""
-    started = time.monotonic()
-    with open(log, "a") as out:
-        run = subprocess.run([sys.executable, "-m", "facetracker", *args], cwd=work, stdout=out,
-                             stderr=subprocess.STDOUT)
-    if run.returncode:
-        sys.exit(f"error: `facetracker {' '.join(args)}` failed in {work}; see {log}")
-    return round((time.monotonic() - started) / 60, 2)
 
 
 def add_rehearsal_frames(train_dir: Path, sets: list[str], per_set: int) -> int:
@@ -62,12 +50,13 @@ def run_count(person: str, rehearse: list[str], per_set: int, log: Path) -> dict
     work = Path(tempfile.mkdtemp(prefix=f"rehearsal-{person}-"))
     try:
         journey.copy_person(person, work / "data")
-        facetracker(work, log, "split")
+        journey.run_step(["split"], work, log)
         result = {"frames_added": add_rehearsal_frames(work / "data" / "train", rehearse, per_set)}
-        result["augment_minutes"] = facetracker(work, log, "augment")
+        result["augment_minutes"] = round(journey.run_step(["augment"], work, log), 2)
         others = [s for s in journey.shared_sets() if s not in (*rehearse, person)]
         for tag, blend in (("blend 1", ["--blend", "1"]), ("blend picked", [])):
-            minutes = facetracker(work, log, "train", "--epochs", "40", "--out", f"models/{tag[6:]}.keras", *blend)
+            minutes = round(journey.run_step(["train", "--epochs", "40", "--out", f"models/{tag[6:]}.keras", *blend],
+                                             work, log), 2)
             model = work / "models" / f"{tag[6:]}.keras"
             per = journey.evaluate_others(model, others)
             state = json.loads((model.parent / f"{model.stem}.ckpt" / "state.json").read_text())

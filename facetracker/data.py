@@ -316,10 +316,10 @@ def busy_pattern(side: int):
     grid = (tf.range(side, dtype=tf.float32) + 0.5) / side
     y, x = tf.meshgrid(grid, grid, indexing="ij")
     waves = 4
-    cycles = tf.exp(tf.random.uniform((3, waves, 1, 1), 0.0, tf.math.log(16.0)))  # 1-16 per side: blobs to stripes
-    direction = tf.random.uniform((3, waves, 1, 1), 0.0, 3.1416)
-    phase = tf.random.uniform((3, waves, 1, 1), 0.0, 6.2832)
-    angle = 6.2832 * cycles * (tf.cos(direction) * x + tf.sin(direction) * y) + phase  # (3, waves, side, side)
+    cycles = tf.exp(tf.random.uniform((3, waves, 1, 1), 0.0, math.log(16.0)))  # 1-16 per side: blobs to stripes
+    direction = tf.random.uniform((3, waves, 1, 1), 0.0, math.pi)
+    phase = tf.random.uniform((3, waves, 1, 1), 0.0, 2 * math.pi)
+    angle = 2 * math.pi * cycles * (tf.cos(direction) * x + tf.sin(direction) * y) + phase  # (3, waves, side, side)
     sharpness = tf.random.uniform((), 1.0, 6.0)
     channels = tf.sigmoid(sharpness * tf.reduce_sum(tf.sin(angle), axis=1))  # (3, side, side) in 0..1
     mix = tf.random.uniform((3, 3), 0.0, 1.0)  # random colours: each output channel a mix of the three
