@@ -347,12 +347,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--doc", type=Path, default=DOC, help="page the tables go into (not with --quick)")
     args = parser.parse_args()
     require_datasets()
-    if args.negative_repeat < 1:
-        parser.error("--negative-repeat must be at least 1 (1: every photo as often)")
-    if not 0 <= args.background_swap <= 1 - config.MOSAIC_SHARE:
-        parser.error(f"--background-swap must be between 0 and {1 - config.MOSAIC_SHARE} (the rest are mosaics)")
-    if not 0 <= args.background_pattern <= 1 or (args.background_pattern and not args.background_swap):
-        parser.error("--background-pattern must be between 0 and 1, and needs a --background-swap share to act on")
+    from facetracker.recipe import recipe_option_problem
+
+    if problem := recipe_option_problem(args.negative_repeat, args.background_swap, args.background_pattern):
+        parser.error(problem)
     if args.quick:
         args.sets = args.sets or list(QUICK_SETS)
         args.fold = args.fold or [1]

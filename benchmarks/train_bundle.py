@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from facetracker import config  # noqa: E402
-from facetracker.recipe import RecipeOptions, train_on_sets  # noqa: E402
+from facetracker.recipe import RecipeOptions, recipe_option_problem, train_on_sets  # noqa: E402
 from shared_data import DATASETS  # noqa: E402  (benchmarks/shared_data.py)
 
 
@@ -54,12 +54,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=RecipeOptions.seed,
                         help="the recipe's random seed: another seed shows how much one training moves the figures")
     args = parser.parse_args()
-    if args.negative_repeat < 1:
-        sys.exit(f"error: --negative-repeat must be at least 1, got {args.negative_repeat}")
-    if not 0 <= args.background_swap <= 1 - config.MOSAIC_SHARE:
-        sys.exit(f"error: --background-swap must be between 0 and {1 - config.MOSAIC_SHARE}, got {args.background_swap}")
-    if not 0 <= args.background_pattern <= 1:
-        sys.exit(f"error: --background-pattern must be between 0 and 1, got {args.background_pattern}")
+    if problem := recipe_option_problem(args.negative_repeat, args.background_swap, args.background_pattern):
+        sys.exit(f"error: {problem}")
 
     sets = shared_sets(args.datasets)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,19 @@ class RecipeOptions:
     log: Path | None = None  # one JSON line per epoch, for long runs in the background
 
 
+def recipe_option_problem(negative_repeat: int, background_swap: float, background_pattern: float) -> str | None:
+    """What is wrong with these RecipeOptions values, as one line for the benchmarks' flags; None when nothing is."""
+    if negative_repeat < 1:
+        return f"--negative-repeat must be at least 1 (1: every photo as often), got {negative_repeat}"
+    if not 0 <= background_swap <= 1 - config.MOSAIC_SHARE:
+        return (f"--background-swap must be between 0 and {1 - config.MOSAIC_SHARE} (the rest are mosaics), "
+                f"got {background_swap}")
+    if not 0 <= background_pattern <= 1 or (background_pattern and not background_swap):
+        return (f"--background-pattern must be between 0 and 1, and needs a --background-swap share to act on, "
+                f"got {background_pattern}")
+    return None
+
+
 def set_samples(set_dir: Path) -> list:
     """Usable labels.Sample of one labelme folder (images/ + labels/), its face label name found by itself.
 

@@ -326,3 +326,14 @@ def test_the_recipe_draws_face_free_photos_as_often_as_asked(datasets_dir):
     assert len(thrice) == len(once) + 2 * len(negatives)
     first_negative = next(p for p in thrice if not len(p.boxes))
     assert sum(p is first_negative for p in thrice) == 3  # the same decoded photo, not a copy, drawn three times
+
+
+def test_recipe_options_out_of_range_are_named_in_one_line():
+    from facetracker.recipe import recipe_option_problem
+
+    assert recipe_option_problem(1, 0.0, 0.0) is None
+    assert recipe_option_problem(4, 0.25, 1.0) is None
+    assert "--negative-repeat" in recipe_option_problem(0, 0.0, 0.0)
+    assert "--background-swap" in recipe_option_problem(1, 1 - config.MOSAIC_SHARE + 0.1, 0.0)
+    assert "--background-pattern" in recipe_option_problem(1, 0.0, 0.5)  # nothing is swapped for it to act on
+    assert "--background-pattern" in recipe_option_problem(1, 0.25, 1.5)
