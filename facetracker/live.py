@@ -192,7 +192,7 @@ class _Loop:
                 first = first or start
                 image = frame.image  # mirrored by the reader when asked
                 detections = self._detect(frame)
-                tracks = self.tracker.update(detections)
+                tracks = self.tracker.update(detections, (image.shape[1], image.shape[0]))
                 draw_tracks(image, tracks, _best_score(detections))
                 draw_status(image, *self._status(start, reader.dropped))
                 if recorder is not None:

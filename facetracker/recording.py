@@ -141,7 +141,7 @@ def check_tracks_path(path: Path, force: bool = False) -> Path:
 
 
 class TrackLog:
-    """--tracks FILE.jsonl: one line per processed frame, in pixels of the frame,
+    """--tracks FILE.jsonl: one line per processed frame, in pixels of the frame (boxes clipped to it),
 
         {"frame": 12, "time": 0.4, "tracks": [{"id": 1, "score": 0.97, "box": [x1, y1, x2, y2]}]}
 

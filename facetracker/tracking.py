@@ -207,8 +207,8 @@ class _Face:
 class Tracker:
     """Every face in the stream, each with a stable id (see the module docstring for the rules).
 
-    update(detections) takes one frame's detections — objects with `.score` and `.box` (x1, y1, x2, y2 pixels),
-    such as inference.Detection, or (score, box) pairs — and returns the shown tracks, ordered by id."""
+    update(detections, frame_size) takes one frame's detections — objects with `.score` and `.box` (x1, y1, x2, y2
+    pixels), such as inference.Detection, or (score, box) pairs — and returns the shown tracks, ordered by id."""
 
     def __init__(self, threshold: float = config.TRACK_THRESHOLD, smooth: str = config.TRACK_SMOOTHER,
                  margin: float = config.TRACK_HYSTERESIS_MARGIN, max_misses: int = config.TRACK_MAX_MISSES,
@@ -241,7 +241,10 @@ class Tracker:
     def reset(self) -> None:
         self.faces.clear()
 
-    def update(self, detections: Iterable) -> list[Track]:
+    def update(self, detections: Iterable, frame_size: tuple[int, int] | None = None) -> list[Track]:
+        """One frame: the shown tracks after these detections. With the frame's (width, height), every shown box
+        lies inside the frame: the Kalman filter carries a face's velocity, so the smoothed box of a face leaving
+        the picture would overshoot its edge (a negative x1 slices the wrong pixels in a reader of --tracks)."""
         self.frames += 1
         dets = _as_list(detections, self.low_score)  # [(score, box)], best first
         faces = self.faces
@@ -270,7 +273,7 @@ class Tracker:
                 self.faces.append(face)
                 self._promote(face)
         shown = sorted((f for f in self.faces if f.state == SHOWN), key=lambda f: f.id)
-        return [Track(f.id, f.box, f.score, f.raw) for f in shown]
+        return [Track(f.id, _inside(f.box, frame_size), f.score, f.raw) for f in shown]
 
     # -------------------------------------------------------------- steps
 
@@ -392,6 +395,15 @@ def _as_list(detections: Iterable, low_score: float) -> list[tuple[float, Box]]:
             out.append((float(score), box))
     out.sort(key=lambda d: -d[0])
     return out
+
+
+def _inside(box: Box, frame_size: tuple[int, int] | None) -> Box:
+    """The box clipped to a width x height frame (as it is without a frame size)."""
+    if frame_size is None:
+        return box
+    width, height = frame_size
+    x1, y1, x2, y2 = box
+    return (min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height))
 
 
 def _as_box(values) -> Box:

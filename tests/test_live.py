@@ -210,6 +210,10 @@ def test_two_real_people_crossing_in_a_video_keep_their_ids_in_the_live_loop(dat
     lines = read_jsonl(log)
     assert len(lines) == 150 and [[t["id"] for t in line["tracks"]] for line in lines] == \
         [[t.id for t in tracks] for tracks in stats.tracks]
+    # The face leaving through the left edge: its smoothed box stops at the edge, never past it.
+    boxes = np.array([t["box"] for line in lines for t in line["tracks"]])
+    assert boxes[:, 0].min() == 0 and (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 640).all() \
+        and (boxes[:, 3] <= 480).all()
     # Each face is drawn in its own colour: the recording differs from the source on both boxes.
     recorded, source = read_all(out), read_all(video)
     both = next(i for i, tracks in enumerate(stats.tracks) if len(tracks) == 2)

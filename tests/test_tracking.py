@@ -96,6 +96,19 @@ def test_kalman_follows_a_steadily_moving_face_without_lag_and_ema_lags():
     assert np.abs(np.array(ema) - moving[-1]).max() > 2.0
 
 
+def test_a_face_leaving_the_frame_keeps_its_box_inside_the_frame():
+    # The detector's boxes stop at the edge as the face slides out; the Kalman filter, carrying its velocity,
+    # would draw the box past it.
+    moving = [np.clip(FACE - np.array([12.0, 0.0, 12.0, 0.0]) * i, 0, None) for i in range(40)]
+    loose = one_face(Tracker(), [0.9] * len(moving), moving)
+    assert min(t.box[0] for tracks in loose for t in tracks) < -1, "no overshoot to guard against"
+    tracker = Tracker()
+    held = [tracker.update([(0.9, tuple(b))], (640, 480)) for b in moving]
+    boxes = np.array([t.box for tracks in held for t in tracks])
+    assert len(boxes) >= 30 and boxes[:, 0].min() == 0 and (boxes[:, :2] >= 0).all()
+    assert (boxes[:, 2] <= 640).all() and (boxes[:, 3] <= 480).all()
+
+
 def test_a_score_hovering_around_the_threshold_does_not_flicker():
     rng = np.random.default_rng(1)
     scores = np.clip(0.5 + rng.uniform(-0.1, 0.1, size=200), 0, 1)  # 0.4 .. 0.6 around threshold 0.5
