@@ -325,6 +325,8 @@ def command_line() -> str:
 
 
 def parse_args() -> argparse.Namespace:
+    from facetracker.recipe import add_recipe_arguments, recipe_option_problem
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=config.QUALITY_FOLDS, help="groups of held-out sets")
     parser.add_argument("--epochs", type=int, help=f"recipe epochs per fold (default {config.RECIPE_EPOCHS})")
@@ -335,20 +337,11 @@ def parse_args() -> argparse.Namespace:
                              "results in a temporary folder, docs untouched")
     parser.add_argument("--results", type=Path, help="folder for models, reports and results.json")
     parser.add_argument("--threshold", type=float, default=config.THRESHOLD, help="score that counts as a face")
-    parser.add_argument("--seed", type=int, default=config.SPLIT_SEED,
-                        help="the recipe's random seed: another seed shows how much one run moves the figures")
-    parser.add_argument("--negative-repeat", type=int, default=config.RECIPE_NEGATIVE_REPEAT,
-                        help="the recipe draws each face-free photo this many times as often as a face photo")
-    parser.add_argument("--background-swap", type=float, default=config.BACKGROUND_SWAP_SHARE,
-                        help="share of the recipe's views whose faces are pasted onto another photo's room")
-    parser.add_argument("--background-pattern", type=float, default=config.BACKGROUND_PATTERN_SHARE,
-                        help="share of those pasted onto a made-up busy pattern instead (needs --background-swap)")
+    add_recipe_arguments(parser)
     parser.add_argument("--blazeface-only", action="store_true", help="BlazeFace's table on the sets, no training")
     parser.add_argument("--doc", type=Path, default=DOC, help="page the tables go into (not with --quick)")
     args = parser.parse_args()
     require_datasets()
-    from facetracker.recipe import recipe_option_problem
-
     if problem := recipe_option_problem(args.negative_repeat, args.background_swap, args.background_pattern):
         parser.error(problem)
     if args.quick:

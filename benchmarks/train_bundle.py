@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from facetracker import config  # noqa: E402
-from facetracker.recipe import RecipeOptions, recipe_option_problem, train_on_sets  # noqa: E402
+from facetracker.recipe import RecipeOptions, add_recipe_arguments, recipe_option_problem, train_on_sets  # noqa: E402
 from shared_data import DATASETS  # noqa: E402  (benchmarks/shared_data.py)
 
 
@@ -45,14 +45,7 @@ def main() -> None:
                         help="the labelme sets to train on (default: $FACETRACKER_DATASETS or ../shared/datasets)")
     parser.add_argument("--epochs", type=int, default=config.RECIPE_EPOCHS)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bundle")
-    parser.add_argument("--negative-repeat", type=int, default=config.RECIPE_NEGATIVE_REPEAT,
-                        help="draw each face-free photo this many times as often as a face photo")
-    parser.add_argument("--background-swap", type=float, default=config.BACKGROUND_SWAP_SHARE,
-                        help="share of views whose faces are pasted onto another photo's room")
-    parser.add_argument("--background-pattern", type=float, default=config.BACKGROUND_PATTERN_SHARE,
-                        help="share of those pasted onto a made-up busy pattern instead")
-    parser.add_argument("--seed", type=int, default=RecipeOptions.seed,
-                        help="the recipe's random seed: another seed shows how much one training moves the figures")
+    add_recipe_arguments(parser)
     args = parser.parse_args()
     if problem := recipe_option_problem(args.negative_repeat, args.background_swap, args.background_pattern):
         sys.exit(f"error: {problem}")

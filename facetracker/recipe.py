@@ -35,6 +35,19 @@ class RecipeOptions:
     log: Path | None = None  # one JSON line per epoch, for long runs in the background
 
 
+def add_recipe_arguments(parser) -> None:
+    """The recipe's own flags (RecipeOptions), for the argparse scripts that train with it: benchmarks/quality.py
+    and benchmarks/train_bundle.py. Check them with recipe_option_problem."""
+    parser.add_argument("--seed", type=int, default=RecipeOptions.seed,
+                        help="the recipe's random seed: another seed shows how much one training moves the figures")
+    parser.add_argument("--negative-repeat", type=int, default=RecipeOptions.negative_repeat,
+                        help="draw each face-free photo this many times as often as a face photo")
+    parser.add_argument("--background-swap", type=float, default=RecipeOptions.background_swap,
+                        help="share of views whose faces are pasted onto another photo's room")
+    parser.add_argument("--background-pattern", type=float, default=RecipeOptions.background_pattern,
+                        help="share of those pasted onto a made-up busy pattern instead (needs --background-swap)")
+
+
 def recipe_option_problem(negative_repeat: int, background_swap: float, background_pattern: float) -> str | None:
     """What is wrong with these RecipeOptions values, as one line for the benchmarks' flags; None when nothing is."""
     if negative_repeat < 1:

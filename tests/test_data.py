@@ -337,3 +337,18 @@ def test_recipe_options_out_of_range_are_named_in_one_line():
     assert "--background-swap" in recipe_option_problem(1, 1 - config.MOSAIC_SHARE + 0.1, 0.0)
     assert "--background-pattern" in recipe_option_problem(1, 0.0, 0.5)  # nothing is swapped for it to act on
     assert "--background-pattern" in recipe_option_problem(1, 0.25, 1.5)
+
+
+def test_recipe_flags_default_to_the_recipe_and_reach_its_options(tmp_path):
+    import argparse
+
+    from facetracker.recipe import RecipeOptions, add_recipe_arguments
+
+    parser = argparse.ArgumentParser()
+    add_recipe_arguments(parser)
+    defaults = RecipeOptions(out=tmp_path)
+    args = parser.parse_args([])
+    assert (args.seed, args.negative_repeat, args.background_swap, args.background_pattern) == \
+        (defaults.seed, defaults.negative_repeat, defaults.background_swap, defaults.background_pattern)
+    args = parser.parse_args(["--seed", "7", "--negative-repeat", "4", "--background-swap", "0.25"])
+    assert (args.seed, args.negative_repeat, args.background_swap) == (7, 4, 0.25)
