@@ -1,5 +1,6 @@
 """`make bench`: every speed benchmark in turn, then the quick quality ones of the bundled model (tracking on a
-composed two-person clip, composed group photos), each in its own process, output straight to the terminal.
+composed two-person clip, composed group photos, clear frontal clips), each in its own process, output straight to
+the terminal.
 
     .venv/bin/python benchmarks/run_all.py [--skip NAME ...]
 
@@ -28,6 +29,7 @@ def benchmarks(work: Path) -> dict[str, list[str]]:
         "live": ["live_fps.py"],
         "tracking": ["tracking_quality.py"],
         "group": ["group_photos.py"],
+        "frontal": ["frontal_clips.py"],
         "resize": ["resize_modes.py"],
         "export": ["export_fidelity.py"],
     }
