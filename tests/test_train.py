@@ -385,6 +385,49 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues_it(aug, tmp_path):
     assert int(resumed.optimizer.iterations) == steps_before + 4, "optimizer state carried on (14 images / 4)"
 
 
+class CtrlCInAFinalizer(keras.callbacks.Callback):
+    """Ctrl-C arriving while a finalizer runs, at the end of the first epoch: Python raises the KeyboardInterrupt
+    inside `__del__`, prints "Exception ignored" and goes on."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+        if epoch == 0:
+            Finalized()  # collected at once
+
+
+class Finalized:
+    def __del__(self):
+        import os
+
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10000):  # the handler runs at one of these steps, inside __del__
+            pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost Ctrl-C, on purpose
+def test_ctrl_c_lost_in_a_finalizer_still_stops_training():
+    from facetracker.train import CtrlCWatch
+
+    x, y = np.random.default_rng(0).normal(size=(32, 4)), np.zeros((32, 1))
+
+    def fit(callbacks):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=callbacks)
+
+    lost = CtrlCInAFinalizer()
+    fit([lost])
+    assert lost.epochs == 4, "the Ctrl-C was not lost: nothing to guard against"
+    stopped = CtrlCInAFinalizer()
+    with pytest.raises(KeyboardInterrupt), CtrlCWatch() as watch:
+        fit([stopped, watch])
+    assert stopped.epochs == 1 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_mirrored_strategy_on_two_logical_cpus(aug, tmp_path):
     # Logical devices must be configured before TensorFlow initialises, hence a fresh process.
     script = textwrap.dedent(f"""
