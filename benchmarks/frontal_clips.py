@@ -8,8 +8,8 @@ least 98 % of its frames. No such clip ships with ../shared, so each clip here i
 of a set (default: caltech-faces, office portraits of about 27 people): a virtual camera (640x480, --size) slowly
 zooms in from the whole photo to the head and out again while the face drifts about the frame, --frames frames at
 30 FPS, written as an mp4v video. The portraits are spread evenly over the set's clear faces (--clips; see
-`portraits`). The label box moves with the picture and is the truth. (The photos are landscape and about 330 px high: a portrait-format view of them
-would cut the face at the sides, so the clips are landscape.)
+`portraits`). The label box moves with the picture and is the truth. (The photos are landscape and about 330 px
+high: a portrait-format view of them would cut the face at the sides, so the clips are landscape.)
 
 Each clip is then seen two ways, each with the model of --model (a fold model of benchmarks/quality.py for people
 it was not trained on):

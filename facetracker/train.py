@@ -197,7 +197,8 @@ def train(opts: TrainOptions) -> TrainResult:
     try:
         with progress or _nothing(), CtrlCWatch() as watch:
             model.fit(train_ds, validation_data=val_ds, epochs=opts.epochs, initial_epoch=state.epoch,
-                      steps_per_epoch=steps, callbacks=[*callbacks, watch], verbose=0, shuffle=False)  # tf.data shuffles
+                      steps_per_epoch=steps, callbacks=[*callbacks, watch], verbose=0,
+                      shuffle=False)  # tf.data shuffles
     except KeyboardInterrupt:
         if chief:
             save_checkpoint(model, paths, state)
