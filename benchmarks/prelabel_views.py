@@ -1,6 +1,7 @@
 """Would more views of each image place the pre-label boxes better? Faces right (IoU >= 0.6) per way of looking.
 
-    .venv/bin/python benchmarks/prelabel_views.py --model benchmarks/results/quality/2-folds-30-epochs-qfl/fold-1.keras \\
+    .venv/bin/python benchmarks/prelabel_views.py \\
+        --model benchmarks/results/quality/2-folds-30-epochs-qfl/fold-1.keras \\
         --sets webcam-c webcam-d webcam-i webcam-m webcam-q webcam-s
 
 Pre-labels miss the 90 % target of issue 12 mostly by placement: boxes found but under IoU 0.6 with the human one
