@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -53,6 +54,7 @@ def portraits(name: str, count: int) -> list:
 
 
 def clear(sample, margin: float = 0.03, min_height: float = 0.2) -> bool:
+    """The sample's face lies `margin` inside the photo's edges and is at least `min_height` of its height."""
     width, height = sample.size
     x1, y1, x2, y2 = sample.boxes[0]
     inside = x1 >= margin * width and y1 >= margin * height and x2 <= (1 - margin) * width \
@@ -138,6 +140,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=90)
     parser.add_argument("--size", default="640x480", help="frame width x height")
     args = parser.parse_args()
+    if not re.fullmatch(r"[1-9]\d*x[1-9]\d*", args.size.lower()):
+        parser.error(f"--size must be WIDTHxHEIGHT such as 640x480, got {args.size!r}")
     require_datasets(args.set)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     from facetracker.inference import Detector
