@@ -9,6 +9,7 @@ Why a journal AND a deferred Ctrl-C (the two failure modes need different answer
   of leaving an image without its label, which would silently turn a face into a negative.
 Moves within one file system are renames (atomic, no copy). Across file systems a file is copied to a
 temporary name beside the destination, renamed into place, and only then is the source deleted.
+The Ctrl-C latches here also serve augment (publishing its output) and train (CtrlCWatch).
 """
 
 from __future__ import annotations
@@ -46,14 +47,18 @@ class PairMove:
         return steps
 
 
-class _InterruptLatch:
-    """Remembers a Ctrl-C instead of raising it in the middle of a pair."""
+class InterruptLatch:
+    """The SIGINT handler of the blocks below: remembers a Ctrl-C, for `raise_if_pending` at a safe point.
+    raise_at_once: also raises it where it lands, as Python's own handler does."""
 
-    def __init__(self):
+    def __init__(self, raise_at_once: bool = False):
         self.pending = False
+        self.raise_at_once = raise_at_once
 
     def __call__(self, signum, frame):
         self.pending = True
+        if self.raise_at_once:
+            raise KeyboardInterrupt
 
     def raise_if_pending(self):
         if self.pending:
@@ -61,12 +66,11 @@ class _InterruptLatch:
 
 
 @contextmanager
-def deferred_interrupt() -> Iterator[_InterruptLatch]:
-    """Hold back SIGINT inside the block; the caller checks `latch.raise_if_pending()` at safe points.
-
-    A Ctrl-C that arrives during the block is raised when the block ends at the latest."""
-    latch = _InterruptLatch()
-    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread only
+def _latched(latch: InterruptLatch, only_in_place_of_default: bool) -> Iterator[InterruptLatch]:
+    """`latch` handles SIGINT inside the block; the previous handler is put back after it. Signal handlers live in
+    the main thread only; elsewhere the latch just never fires."""
+    if threading.current_thread() is not threading.main_thread() or \
+            (only_in_place_of_default and signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield latch
         return
     previous = signal.signal(signal.SIGINT, latch)
@@ -74,7 +78,27 @@ def deferred_interrupt() -> Iterator[_InterruptLatch]:
         yield latch
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[InterruptLatch]:
+    """Hold back SIGINT inside the block; the caller checks `latch.raise_if_pending()` at safe points.
+
+    A Ctrl-C that arrives during the block is raised when the block ends at the latest."""
+    with _latched(InterruptLatch(), only_in_place_of_default=False) as latch:
+        yield latch
     latch.raise_if_pending()
+
+
+def watched_interrupt():
+    """Ctrl-C raises KeyboardInterrupt at once, as usual, and is also remembered: `latch.raise_if_pending()` at the
+    next safe point raises it again. Python raises it wherever the main thread is when the signal arrives; in a
+    finalizer (a `__del__`, of which saving a model and TensorFlow run many) it is printed as "Exception ignored"
+    and lost, and the program goes on as if nothing happened (train.CtrlCWatch checks at every batch).
+
+    Only in place of Python's own handler: a process started with Ctrl-C ignored (nohup, a background job) or with
+    a handler of its own keeps it."""
+    return _latched(InterruptLatch(raise_at_once=True), only_in_place_of_default=True)
 
 
 def move_file(src: Path, dst: Path) -> None:

@@ -28,6 +28,7 @@ import numpy as np
 from facetracker import config
 from facetracker.errors import FacetrackerError
 from facetracker.files import atomic_path, ensure_writable_dir, write_json_atomic
+from facetracker.safe_moves import watched_interrupt
 
 
 class TrainingInterrupted(FacetrackerError):
@@ -195,9 +196,9 @@ def train(opts: TrainOptions) -> TrainResult:
                                             strategy.num_replicas_in_sync), soft_wrap=True, markup=False)
         callbacks.append(progress)
     try:
-        with progress or _nothing(), CtrlCWatch() as watch:
+        with progress or _nothing(), watched_interrupt() as latch:
             model.fit(train_ds, validation_data=val_ds, epochs=opts.epochs, initial_epoch=state.epoch,
-                      steps_per_epoch=steps, callbacks=[*callbacks, watch], verbose=0,
+                      steps_per_epoch=steps, callbacks=[*callbacks, CtrlCWatch(latch)], verbose=0,
                       shuffle=False)  # tf.data shuffles
     except KeyboardInterrupt:
         if chief:
@@ -729,43 +730,15 @@ def describe_run(state: RunState, model, train_count: int, val_count: int, batch
 
 
 class CtrlCWatch(keras.callbacks.Callback):
-    """Makes sure Ctrl-C stops training. Python raises KeyboardInterrupt wherever the main thread is when the
-    signal arrives; if that is a finalizer (a `__del__` of the many objects saving and TensorFlow free), the
-    exception is printed as "Exception ignored" and lost, and training went on as if nothing happened. This
-    handler also notes the signal, and the next batch or epoch end raises it again.
+    """Makes sure Ctrl-C stops training: a Ctrl-C that Python lost in a finalizer (safe_moves.watched_interrupt)
+    is raised again at the next batch or epoch end."""
 
-    A context manager (it installs the handler and puts the previous one back) and the callback that checks."""
-
-    def __init__(self):
+    def __init__(self, latch):
         super().__init__()
-        self.pending = False
-        self._previous = None
-
-    def __enter__(self) -> "CtrlCWatch":
-        import signal
-        import threading
-
-        # Only in place of Python's own handler: signal handlers live in the main thread, and a process started
-        # with Ctrl-C ignored (nohup, a background job) or with a handler of its own keeps it.
-        if threading.current_thread() is threading.main_thread() \
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._previous = signal.signal(signal.SIGINT, self._on_signal)
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        import signal
-
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-    def _on_signal(self, signum, frame):
-        self.pending = True
-        raise KeyboardInterrupt
+        self.latch = latch
 
     def _raise_if_pending(self, *args, **kwargs):
-        if self.pending:
-            raise KeyboardInterrupt
+        self.latch.raise_if_pending()
 
     on_train_batch_end = on_test_batch_end = on_epoch_end = _raise_if_pending
 

@@ -410,6 +410,7 @@ class Finalized:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost Ctrl-C, on purpose
 def test_ctrl_c_lost_in_a_finalizer_still_stops_training():
+    from facetracker.safe_moves import watched_interrupt
     from facetracker.train import CtrlCWatch
 
     x, y = np.random.default_rng(0).normal(size=(32, 4)), np.zeros((32, 1))
@@ -423,8 +424,8 @@ def test_ctrl_c_lost_in_a_finalizer_still_stops_training():
     fit([lost])
     assert lost.epochs == 4, "the Ctrl-C was not lost: nothing to guard against"
     stopped = CtrlCInAFinalizer()
-    with pytest.raises(KeyboardInterrupt), CtrlCWatch() as watch:
-        fit([stopped, watch])
+    with pytest.raises(KeyboardInterrupt), watched_interrupt() as latch:
+        fit([stopped, CtrlCWatch(latch)])
     assert stopped.epochs == 1 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
