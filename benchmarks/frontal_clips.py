@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/frontal_clips.py \\
         --model benchmarks/results/quality/2-folds-30-epochs-qfl/fold-1.keras --set caltech-faces
+    .venv/bin/python benchmarks/frontal_clips.py --folds benchmarks/results/quality/2-folds-30-epochs-qfl
 
 The acceptance test of issue 9 plays a clear, well-lit frontal clip of a stranger and wants the face found in at
 least 98 % of its frames. No such clip ships with ../shared, so each clip here is made from one labelled portrait
@@ -16,7 +17,14 @@ it was not trained on):
 - as `predict` sees a video: every decoded frame on its own (Detector.detect), a face found when a detection at
   config.THRESHOLD holds the true face's centre;
 - as `live` tracks it: the real live loop (headless), a face found when a shown track holds the centre.
+MediaPipe BlazeFace (full and short range, in .venv-mediapipe as in benchmarks/quality.py) sees the same decoded
+frames in the same run, each on its own as `predict` does: the face found when a detection that MediaPipe keeps by
+default (score >= 0.5) holds its centre (`--no-blazeface` skips it).
 Reported per clip and pooled: the share of frames with the face found, and the lowest score of the true face.
+
+`--folds DIR` runs every fold model of a benchmarks/quality.py results folder on each set that fold held out
+(`--clips` clips a set, CLIPS_MANY for caltech-faces, whose ~27 people each make a clip of their own) and reports
+one row per set.
 """
 
 from __future__ import annotations
@@ -33,10 +41,12 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from facetracker import config  # noqa: E402
+from quality import BLAZEFACE_DEFAULT_SCORE, BLAZEFACE_MODELS, blazeface_on_videos  # noqa: E402  (benchmarks/quality.py, beside this file)
 from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 
 FPS = 30.0
 TARGET = 0.98
+CLIPS_MANY = {"caltech-faces": 40}  # --folds: sets of many people get a clip for about each of them
 
 
 def portraits(name: str, count: int) -> list:
@@ -124,6 +134,13 @@ def per_frame(detector, clip: Path, truth: list) -> tuple[int, float]:
     return found, lowest
 
 
+def blazeface_found(truth: list, rows: list[dict]) -> dict[str, int]:
+    """{BlazeFace model: frames where it keeps a detection (at MediaPipe's default score) holding the face}."""
+    return {model: sum(any(d["score"] >= BLAZEFACE_DEFAULT_SCORE and holds_centre(d["box"], face)
+                           for d in row.get(model, [])) for face, row in zip(truth, rows))
+            for model in BLAZEFACE_MODELS}
+
+
 def tracked(detector, clip: Path, truth: list) -> int:
     """`live`'s way: frames where a shown track holds the face."""
     from facetracker.live import run_live
@@ -136,41 +153,112 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="default: the model bundled in the package")
     parser.add_argument("--set", default="caltech-faces", help="the shared set whose portraits become clips")
-    parser.add_argument("--clips", type=int, default=20)
+    parser.add_argument("--folds", type=Path, help="results folder of benchmarks/quality.py: each fold model on the "
+                                                   "sets it held out (instead of --model and --set)")
+    parser.add_argument("--clips", type=int, help="clips a set (default 20; with --folds 8)")
     parser.add_argument("--frames", type=int, default=90)
     parser.add_argument("--size", default="640x480", help="frame width x height")
+    parser.add_argument("--no-blazeface", action="store_true", help="skip MediaPipe BlazeFace on the same frames")
     args = parser.parse_args()
     if not re.fullmatch(r"[1-9]\d*x[1-9]\d*", args.size.lower()):
         parser.error(f"--size must be WIDTHxHEIGHT such as 640x480, got {args.size!r}")
-    require_datasets(args.set)
+    if args.folds and args.model:
+        parser.error("--folds runs the fold models of that folder: leave out --model")
+    runs = fold_runs(args.folds, args.clips or 8) if args.folds else [(args.set, None, args.model, args.clips or 20)]
+    require_datasets(*(name for name, *_ in runs))
     size = tuple(int(v) for v in args.size.lower().split("x"))
     from facetracker.inference import Detector
 
-    detector = Detector.load(args.model)
-    rows = []
+    results = []  # (set, fold, clip rows)
+    for name, fold, model, clips in runs:
+        detector = Detector.load(model)
+        print(f"{name}: {clips} clips, model {detector.source}", file=sys.stderr, flush=True)
+        results.append((name, fold, clip_rows(detector, name, clips, args.frames, size, not args.no_blazeface)))
+    print(folds_report(results, args) if args.folds else report(results[0][2], args))
+
+
+def fold_runs(folder: Path, clips: int) -> list[tuple]:
+    """(set, fold, fold model, clips) for every set each fold of a benchmarks/quality.py results folder held out."""
+    import json
+
+    results = folder / "results.json"
+    if not results.is_file():
+        sys.exit(f"error: no results.json in {folder}: pass the --results folder of a benchmarks/quality.py run")
+    folds = json.loads(results.read_text())["folds"]
+    return [(name, int(k), folder / fold["model"], CLIPS_MANY.get(name, clips))
+            for k, fold in sorted(folds.items(), key=lambda item: int(item[0])) for name in fold["held_out"]]
+
+
+def clip_rows(detector, name: str, clips: int, frames: int, size: tuple[int, int], blazeface: bool) -> list[tuple]:
+    """One row per clip of a set: (photo, frames, found by predict, tracked by live, lowest score, {BlazeFace
+    model: found})."""
+    rows, made = [], []  # made: (clip, truth), for one BlazeFace process per set
     with tempfile.TemporaryDirectory(prefix="frontal-clips-") as tmp:
-        for sample in portraits(args.set, args.clips):
+        for sample in portraits(name, clips):
             clip = Path(tmp) / f"{sample.image.stem}.mp4"
-            truth = make_clip(sample, clip, args.frames, size)
+            truth = make_clip(sample, clip, frames, size)
             found, lowest = per_frame(detector, clip, truth)
-            rows.append((sample.image.name, len(truth), found, tracked(detector, clip, truth), lowest))
-            print(f"  {rows[-1]}", file=sys.stderr, flush=True)
-    print(report(rows, args))
+            rows.append((sample.image.name, len(truth), found, tracked(detector, clip, truth), lowest, {}))
+            made.append((clip, truth))
+            print(f"  {rows[-1][:5]}", file=sys.stderr, flush=True)
+        if blazeface:
+            for row, (_, truth), frame_rows in zip(rows, made, blazeface_on_videos([c for c, _ in made])):
+                row[5].update(blazeface_found(truth, frame_rows))
+    return rows
+
+
+BLAZEFACE_COLUMNS = {"full-range": "BlazeFace full range (>= 0.5)", "short-range": "BlazeFace short range (>= 0.5)"}
 
 
 def report(rows: list, args) -> str:
-    frames = sum(r[1] for r in rows)
-    found, kept = sum(r[2] for r in rows), sum(r[3] for r in rows)
+    """One row per clip of one set."""
+    blazeface = [m for m in BLAZEFACE_MODELS if rows and m in rows[0][5]]
     lines = [f"`python benchmarks/frontal_clips.py --model {args.model or 'bundled'} --set {args.set} "
-             f"--clips {args.clips} --frames {args.frames} --size {args.size}`", "",
+             f"--clips {args.clips or 20} --frames {args.frames} --size {args.size}`", "",
              f"| clip (portrait photo) | frames | face found per frame (predict, score >= {config.THRESHOLD}) "
-             "| face tracked (live) | lowest score of the face |", "|---|---:|---:|---:|---:|"]
-    for name, count, per, live, lowest in rows:
-        lines.append(f"| {name} | {count} | {per / count:.1%} | {live / count:.1%} | {lowest:.2f} |")
-    whole = [r for r in rows if r[2] / r[1] >= TARGET]
-    lines.append(f"| **all {len(rows)} clips** | {frames} | **{found / frames:.1%}** | **{kept / frames:.1%}** | |")
-    lines += ["", f"Clips with the face found in at least {TARGET:.0%} of the frames: {len(whole)} of {len(rows)} "
-              f"(predict); {sum(r[3] / r[1] >= TARGET for r in rows)} of {len(rows)} (live)."]
+             "| face tracked (live) | " + "".join(f"{BLAZEFACE_COLUMNS[m]} | " for m in blazeface)
+             + "lowest score of the face |", "|---|---:|---:|---:|" + "---:|" * len(blazeface) + "---:|"]
+    for name, count, per, live, lowest, others in rows:
+        lines.append(f"| {name} | {count} | {per / count:.1%} | {live / count:.1%} | "
+                     + "".join(f"{others[m] / count:.1%} | " for m in blazeface) + f"{lowest:.2f} |")
+    frames = sum(r[1] for r in rows)
+    lines.append(f"| **all {len(rows)} clips** | {frames} | **{sum(r[2] for r in rows) / frames:.1%}** | "
+                 f"**{sum(r[3] for r in rows) / frames:.1%}** | "
+                 + "".join(f"{sum(r[5][m] for r in rows) / frames:.1%} | " for m in blazeface) + " |")
+    ways = {"predict": 2, "live": 3}
+    whole = [f"{sum(r[i] / r[1] >= TARGET for r in rows)} of {len(rows)} ({way})" for way, i in ways.items()]
+    whole += [f"{sum(r[5][m] / r[1] >= TARGET for r in rows)} of {len(rows)} ({BLAZEFACE_COLUMNS[m]})"
+              for m in blazeface]
+    lines += ["", f"Clips with the face found in at least {TARGET:.0%} of the frames: " + "; ".join(whole) + "."]
+    return "\n".join(lines)
+
+
+def folds_report(results: list, args) -> str:
+    """One row per set: the share of frames with the face and the clips at TARGET, each way of looking."""
+    blazeface = [m for m in BLAZEFACE_MODELS if not args.no_blazeface]
+    ways = [("predict", lambda r: r[2]), ("live", lambda r: r[3])] + \
+        [(BLAZEFACE_COLUMNS[m], lambda r, m=m: r[5][m]) for m in blazeface]
+    lines = [f"`python benchmarks/frontal_clips.py --folds {args.folds}"
+             + (f" --clips {args.clips}" if args.clips else "") + f" --frames {args.frames} --size {args.size}"
+             + (" --no-blazeface" if args.no_blazeface else "") + "`", "",
+             "| set (clips of its people) | fold | clips | frames with the face: "
+             + " | ".join(way for way, _ in ways) + " | clips at >= 98 %: " + " / ".join(way for way, _ in ways)
+             + " | lowest score of the face |", "|---|---:|---:|" + "---:|" * len(ways) + "---:|---:|"]
+
+    def cells(rows):
+        frames = sum(r[1] for r in rows)
+        shares = [f"{sum(found(r) for r in rows) / frames:.1%}" for _, found in ways]
+        whole = " / ".join(str(sum(found(r) / r[1] >= TARGET for r in rows)) for _, found in ways)
+        return shares, whole
+
+    for name, fold, rows in results:
+        shares, whole = cells(rows)
+        lines.append(f"| {name} | {fold} | {len(rows)} | " + " | ".join(shares) + f" | {whole} | "
+                     f"{min(r[4] for r in rows):.2f} |")
+    every = [r for _, _, rows in results for r in rows]
+    shares, whole = cells(every)
+    lines.append(f"| **all {len(results)} sets** | | {len(every)} | " + " | ".join(f"**{s}**" for s in shares)
+                 + f" | {whole} | |")
     return "\n".join(lines)
 
 

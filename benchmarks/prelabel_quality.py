@@ -23,7 +23,10 @@ ways, on copies in a temporary folder:
    names (missing label / misplaced box / no face seen), which in webcam-n and webcam-p includes the real
    missing labels.
 3. A threshold sweep: faces right and negatives boxed over all sets at several pre-label thresholds (one model pass
-   per image, every box above config.MIN_SCORE), to choose config.PRELABEL_THRESHOLD.
+   per image, every box above config.MIN_SCORE), to choose config.PRELABEL_THRESHOLD. MediaPipe BlazeFace (full
+   and short range, boxes converted to head size as in benchmarks/quality.py) is swept beside it on the same
+   images, as the yardstick of what a general face detector's boxes reach against these labellers'
+   (`--no-blazeface` leaves it out).
 
 The tables are printed as markdown; --doc also writes them between the markers of the "label: pre-labels and the
 check" section of docs/benchmarks.md (the rest of the page is kept). Targets of issue 12, on people the model was
@@ -47,11 +50,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from quality import BLAZEFACE_MODELS, blazeface_on_images  # noqa: E402  (benchmarks/quality.py, beside this file)
 from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
+
 DOC = REPO / "docs" / "benchmarks.md"
 MARKERS = ("<!-- prelabel-table:start -->", "<!-- prelabel-table:end -->")
 SWEEP = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7)
 VIEWS = {"frame alone": "detect", "frame + mirror averaged": "detect_mirrored"}  # the view -> Detector method
+BLAZEFACE_VIEWS = {"full-range": "BlazeFace full range", "short-range": "BlazeFace short range"}
 PLANTED_MISSING = 2
 TARGET_FACES, TARGET_NEGATIVES = 0.90, 0.10
 
@@ -135,24 +141,36 @@ def measure_prelabels(detector, name: str, samples, face_label: str, tmp: Path, 
         result.unlabelled_boxed = (boxed_unlabelled, unlabelled)
 
 
-def measure_sweep(detector, name: str, samples, match_iou: float, result: SetResult) -> None:
-    """Faces right and negatives boxed per threshold, for the frame alone (detect) and for the frame and its mirror
-    image averaged (detect_mirrored: what pre-labels and the check use)."""
+def measure_sweep(detector, name: str, samples, match_iou: float, result: SetResult, blazeface: bool) -> None:
+    """Faces right and negatives boxed per threshold, for the frame alone (detect), for the frame and its mirror
+    image averaged (detect_mirrored: what pre-labels and the check use) and, as the yardstick, for MediaPipe
+    BlazeFace's boxes converted to head size (benchmarks/quality.py) on the same images."""
     from facetracker.files import read_image
 
-    missing_labels = Path(name).name in config.SETS_WITH_MISSING_LABELS
     frames = [(s, read_image(s.image)) for s in samples]
     for view, detect in VIEWS.items():
-        runs = [(s, getattr(detector, detect)(frame, min_score=config.MIN_SCORE)) for s, frame in frames]
-        for threshold in SWEEP:
-            right = boxed = 0
-            for sample, found in runs:
-                boxes = [d.box for d in found if d.score >= threshold]
-                if sample.has_face:
-                    right += matched_faces(sample.boxes, boxes, match_iou)
-                elif not missing_labels:
-                    boxed += bool(boxes)
-            result.sweep[view, threshold] = (right, boxed)
+        found = [[(d.score, d.box) for d in getattr(detector, detect)(frame, min_score=config.MIN_SCORE)]
+                 for _, frame in frames]
+        sweep_view(name, samples, found, view, match_iou, result)
+    if blazeface:
+        rows = blazeface_on_images([s.image for s in samples])
+        for model in BLAZEFACE_MODELS:
+            found = [[(d["score"], d["box"]) for d in row.get(model, [])] for row in rows]
+            sweep_view(name, samples, found, BLAZEFACE_VIEWS[model], match_iou, result)
+
+
+def sweep_view(name: str, samples, found: list, view: str, match_iou: float, result: SetResult) -> None:
+    """result.sweep[view, threshold] = (faces right, negatives boxed), from each sample's (score, box) pairs."""
+    missing_labels = Path(name).name in config.SETS_WITH_MISSING_LABELS
+    for threshold in SWEEP:
+        right = boxed = 0
+        for sample, detections in zip(samples, found):
+            boxes = [box for score, box in detections if score >= threshold]
+            if sample.has_face:
+                right += matched_faces(sample.boxes, boxes, match_iou)
+            elif not missing_labels:
+                boxed += bool(boxes)
+        result.sweep[view, threshold] = (right, boxed)
 
 
 def measure_check(detector, name: str, samples, face_labels, tmp: Path, threshold: float,
@@ -228,11 +246,12 @@ def tables(results: list[SetResult], args, model: str, load: tuple[float, float]
     for r in results:
         other = " / ".join(str(r.other.get(kind, 0)) for kind in (MISSING_LABEL, MISPLACED, NO_FACE_SEEN))
         lines.append(f"| {r.name} | {r.planted} | {r.named} ({r.named_as_expected}) | {other} |")
-    lines += ["", "| threshold | " + " | ".join(f"{view}: faces right | negatives boxed" for view in VIEWS) + " |",
-              "|---:|" + "---:|---:|" * len(VIEWS)]
+    views = [view for view in (*VIEWS, *BLAZEFACE_VIEWS.values()) if (view, SWEEP[0]) in results[0].sweep]
+    lines += ["", "| threshold | " + " | ".join(f"{view}: faces right | negatives boxed" for view in views) + " |",
+              "|---:|" + "---:|---:|" * len(views)]
     for threshold in SWEEP:
         cells = []
-        for view in VIEWS:
+        for view in views:
             right = sum(r.sweep[view, threshold][0] for r in results)
             boxed = sum(r.sweep[view, threshold][1] for r in results)
             cells += [pct(right, faces), pct(boxed, negatives)]
@@ -265,6 +284,7 @@ def main() -> None:
     parser.add_argument("--missing-score", type=float, default=config.CHECK_MISSING_SCORE)
     parser.add_argument("--match-iou", type=float, default=config.PRELABEL_MATCH_IOU)
     parser.add_argument("--seed", type=int, default=0, help="which mistakes are planted")
+    parser.add_argument("--no-blazeface", action="store_true", help="leave MediaPipe BlazeFace out of the sweep")
     parser.add_argument("--doc", action="store_true", help=f"also write the tables into {DOC.relative_to(REPO)}")
     args = parser.parse_args()
     require_datasets()
@@ -284,7 +304,7 @@ def main() -> None:
                               result)
             measure_check(detector, name, samples, face_labels, Path(tmp), args.threshold,
                           args.missing_score, args.seed, result)
-        measure_sweep(detector, name, samples, args.match_iou, result)
+        measure_sweep(detector, name, samples, args.match_iou, result, not args.no_blazeface)
         print(f"{result.name}: {result.faces_right}/{result.faces} faces right, "
               f"{result.negatives_boxed}/{result.negatives} negatives boxed, {result.named}/{result.planted} "
               f"planted mistakes named", flush=True)

@@ -49,6 +49,7 @@ DOC = REPO / "docs" / "quality.md"
 TABLE_MARKERS = ("<!-- quality-table:start -->", "<!-- quality-table:end -->")
 BLAZEFACE_MARKERS = ("<!-- blazeface-table:start -->", "<!-- blazeface-table:end -->")
 BLAZEFACE_MODELS = ("full-range", "short-range")
+BLAZEFACE_DEFAULT_SCORE = 0.5  # MediaPipe FaceDetection's min_detection_confidence: BlazeFace as its users run it
 QUICK_SETS = ("webcam-m", "webcam-q", "webcam-r", "webcam-v")  # small; -r, -v name their faces Semih, vatsal
 RECIPE_OPTIONS = ("negative_repeat", "background_swap", "background_pattern")  # RecipeOptions fields this page can change
 QUICK_EPOCHS = 2
@@ -152,6 +153,27 @@ def blazeface_on_images(paths: list[Path]) -> list[dict]:
         if failed:
             sys.exit(f"benchmarks/blazeface.py failed ({failed}):\n" + log.read_text()[-2000:])
         return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def blazeface_on_videos(clips: list[Path]) -> list[list[dict]]:
+    """BlazeFace on every frame of these videos, each frame on its own as `predict` sees a video: per clip, one row
+    per decoded frame. The frames go to BlazeFace as PNG, so it sees the very pixels OpenCV decoded for the model;
+    one MediaPipe process for all clips."""
+    import cv2
+
+    with tempfile.TemporaryDirectory(prefix="blazeface-frames-") as work:
+        frames = []  # per clip: its frames' PNG paths
+        for index, clip in enumerate(clips):
+            capture, frames_of_clip = cv2.VideoCapture(str(clip)), []
+            ok, frame = capture.read()
+            while ok:
+                frames_of_clip.append(Path(work) / f"{index:04d}-{len(frames_of_clip):05d}.png")
+                cv2.imwrite(str(frames_of_clip[-1]), frame)
+                ok, frame = capture.read()
+            capture.release()
+            frames.append(frames_of_clip)
+        rows = iter(blazeface_on_images([path for clip_frames in frames for path in clip_frames]))
+        return [[next(rows) for _ in clip_frames] for clip_frames in frames]
 
 
 def score_blazeface(samples: list, rows: dict[str, dict], model: str, threshold: float) -> dict:

@@ -18,6 +18,9 @@ the other face); a track matches it at IoU >= 0.5.
 
 Besides the CLEAR-MOT figures it prints what the acceptance criterion counts: frames in which both people are
 tracked (each matched by a shown track) against frames in which both are visible, and the number of distinct ids.
+Beside it, the criterion's yardstick in the same run: the frames in which MediaPipe BlazeFace (full and short
+range, each frame on its own, boxes converted to head size as in benchmarks/quality.py, at MediaPipe's default
+score 0.5) finds both people, matched the same way (`--no-blazeface` skips it).
 Leaving and coming back is one GT person: if the tracker gives the returning face a new id (it does after
 config.TRACK_MAX_LOST frames away), motmetrics counts that as one id switch.
 """
@@ -36,7 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from quality import BLAZEFACE_DEFAULT_SCORE, BLAZEFACE_MODELS, blazeface_on_videos  # noqa: E402  (beside this file)
 from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
+
 PEOPLE = ("webcam-c", "webcam-j")  # a teenager and a man in a checked shirt (the tests use webcam-d and webcam-e)
 BACKGROUND = "webcam-d"  # its face-free frames: an empty office chair
 SIZES = ((640, 480), (1280, 720))
@@ -89,28 +94,55 @@ def score(truth, tracks_per_frame) -> dict:
     """motmetrics CLEAR-MOT and identity figures, plus the acceptance counts."""
     import motmetrics as mm
     import numpy as np
-    from scipy.optimize import linear_sum_assignment
 
     from facetracker.boxes import iou_matrix
 
     accumulator = mm.MOTAccumulator(auto_id=True)
     both_visible = both_tracked = 0
     for faces, tracks in zip(truth, tracks_per_frame):
-        shown = [f for f in faces if f.visible >= MIN_VISIBLE]
+        shown = visible(faces)
         # motmetrics' own iou_matrix uses np.asfarray, gone in NumPy 2: the distances are computed here.
         overlap = iou_matrix([f.box for f in shown], [t.box for t in tracks])
-        distances = np.where(overlap >= MIN_IOU, 1.0 - overlap, np.nan)
-        accumulator.update([f.person for f in shown], [t.id for t in tracks], distances)
+        accumulator.update([f.person for f in shown], [t.id for t in tracks],
+                           np.where(overlap >= MIN_IOU, 1.0 - overlap, np.nan))
         if len(shown) == 2:
             both_visible += 1
-            if tracks:
-                rows, cols = linear_sum_assignment(np.nan_to_num(distances, nan=2.0))
-                both_tracked += sum(distances[r, c] <= 1.0 - MIN_IOU for r, c in zip(rows, cols)) == 2
+            both_tracked += both_matched(shown, [t.box for t in tracks])
     summary = mm.metrics.create().compute(accumulator, metrics=list(METRICS), name="clip")
     result = {name: float(summary[name].iloc[0]) for name in METRICS}
     result["ids"] = len({t.id for tracks in tracks_per_frame for t in tracks})
     result["both_visible"], result["both_tracked"] = both_visible, both_tracked
     return result
+
+
+def visible(faces) -> list:
+    """The faces that count as ground truth in a frame: at least MIN_VISIBLE of them shows."""
+    return [f for f in faces if f.visible >= MIN_VISIBLE]
+
+
+def both_matched(shown, boxes) -> bool:
+    """Both visible people matched one to one (Hungarian) by these boxes at IoU >= MIN_IOU."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    from facetracker.boxes import iou_matrix
+
+    if not boxes:
+        return False
+    overlap = iou_matrix([f.box for f in shown], list(boxes))
+    # pairs under MIN_IOU all cost the same, so the assignment first maximises the number of matches
+    rows, cols = linear_sum_assignment(np.where(overlap >= MIN_IOU, 1.0 - overlap, 2.0))
+    return sum(overlap[r, c] >= MIN_IOU for r, c in zip(rows, cols)) == 2
+
+
+def blazeface_both_found(truth, frame_rows: list[dict]) -> dict[str, int]:
+    """{BlazeFace model: frames in which both visible people are found}, matched as the tracks are."""
+    found = {}
+    for model in BLAZEFACE_MODELS:
+        found[model] = sum(both_matched(shown, [d["box"] for d in row.get(model, [])
+                                                if d["score"] >= BLAZEFACE_DEFAULT_SCORE])
+                           for shown, row in zip(map(visible, truth), frame_rows) if len(shown) == 2)
+    return found
 
 
 def run(clip: Path, truth, detector, threshold: float) -> dict:
@@ -133,6 +165,7 @@ def main() -> None:
                         help="live --threshold (default: live's, config.TRACK_THRESHOLD)")
     parser.add_argument("--people", default=",".join(PEOPLE), help="the two shared sets whose person walks")
     parser.add_argument("--background", default=BACKGROUND, help="the shared set whose face-free frame is the room")
+    parser.add_argument("--no-blazeface", action="store_true", help="skip MediaPipe BlazeFace on the same frames")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON lines too")
     args = parser.parse_args()
     people = tuple(args.people.split(","))
@@ -156,6 +189,8 @@ def main() -> None:
             clip, truth = compose(Path(tmp), size, args.frames, people, args.background)
             if detector is not None:
                 results = [run(clip, truth, detector, args.threshold)]
+                if not args.no_blazeface:
+                    results[0]["blazeface"] = blazeface_both_found(truth, blazeface_on_videos([clip])[0])
             else:
                 from facetracker.demo import detections_from_truth
 
@@ -183,16 +218,21 @@ def report(rows: list[dict], what: str, load: tuple, args) -> str:
               (f" --frames {args.frames}" if args.frames != 300 else "") + \
               (f" --people {args.people}" if args.people != ",".join(PEOPLE) else "") + \
               (f" --background {args.background}" if args.background != BACKGROUND else "") + \
-              (f" --threshold {args.threshold:g}" if args.threshold != config.TRACK_THRESHOLD else "")
+              (f" --threshold {args.threshold:g}" if args.threshold != config.TRACK_THRESHOLD else "") + \
+              (" --no-blazeface" if args.no_blazeface else "")
+    blazeface = [m for m in BLAZEFACE_MODELS if "blazeface" in rows[0]]
     lines = [f"`{command}` — detections: {what}", "",
              "| clip | seed | MOTA | IDF1 | id switches | fragmentations | false positives | misses | both tracked / "
-             "both visible | distinct ids | mostly tracked | FPS |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "both visible | " + "".join(f"BlazeFace {m.replace('-', ' ')} (>= {BLAZEFACE_DEFAULT_SCORE:g}): both "
+                                         "found | " for m in blazeface)
+             + "distinct ids | mostly tracked | FPS |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+             + "---:|" * len(blazeface) + "---:|---:|---:|"]
     for r in rows:
         seed = "-" if r["seed"] is None else r["seed"]
         lines.append(f"| {r['size']} | {seed} | {r['mota']:.3f} | {r['idf1']:.3f} | {r['num_switches']:.0f} "
                      f"| {r['num_fragmentations']:.0f} | {r['num_false_positives']:.0f} | {r['num_misses']:.0f} "
-                     f"| {r['both_tracked']} / {r['both_visible']} | {r['ids']} "
+                     f"| {r['both_tracked']} / {r['both_visible']} | "
+                     + "".join(f"{r['blazeface'][m]} | " for m in blazeface) + f"{r['ids']} "
                      f"| {r['mostly_tracked']:.0f} of {r['num_unique_objects']:.0f} | {r['fps']:.0f} |")
     lines += ["", f"{rows[0]['num_frames']:.0f} frames with ground truth per clip; load average before {load[0]:.2f}, "
                   f"after {load[1]:.2f} on {os.cpu_count()} cores"]
