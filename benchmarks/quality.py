@@ -38,9 +38,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's package, also from a git worktree beside the installed one
 from facetracker import config  # noqa: E402  (after the TF log level)
 
-REPO = Path(__file__).resolve().parents[1]
 from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 RESULTS = REPO / "benchmarks" / "results"
 BLAZEFACE_CACHE = RESULTS / "blazeface"
@@ -51,7 +52,7 @@ BLAZEFACE_MARKERS = ("<!-- blazeface-table:start -->", "<!-- blazeface-table:end
 BLAZEFACE_MODELS = ("full-range", "short-range")
 BLAZEFACE_DEFAULT_SCORE = 0.5  # MediaPipe FaceDetection's min_detection_confidence: BlazeFace as its users run it
 QUICK_SETS = ("webcam-m", "webcam-q", "webcam-r", "webcam-v")  # small; -r, -v name their faces Semih, vatsal
-RECIPE_OPTIONS = ("negative_repeat", "background_swap", "background_pattern")  # RecipeOptions fields this page can change
+RECIPE_OPTIONS = ("negative_repeat", "background_swap", "background_pattern", "backbone")  # RecipeOptions fields this page can change
 QUICK_EPOCHS = 2
 # Per-set figures kept in results.json (the full reports with per-image rows stay in fold-K/<set>/).
 SUMMARY_KEYS = ("images", "face_images", "faces", "negatives", "detections", "ap50", "ap50_95", "coco_ap50",
@@ -251,12 +252,13 @@ def load_results(path: Path, protocol: dict) -> dict:
     results = json.loads(path.read_text())
     earlier = results["protocol"]
     # files written before an option existed ran with what is now its "off" value
-    recipe = {"negative_repeat": 1, "background_swap": 0.0, "background_pattern": 0.0, **earlier.get("recipe", {})}
+    recipe = {"negative_repeat": 1, "background_swap": 0.0, "background_pattern": 0.0, "backbone": "compact",
+              **earlier.get("recipe", {})}
     if earlier["folds_plan"] != protocol["folds_plan"] or earlier["epochs"] != protocol["epochs"] \
             or earlier.get("seed", config.SPLIT_SEED) != protocol["seed"] \
             or any(recipe[key] != protocol["recipe"][key] for key in RECIPE_OPTIONS):
         sys.exit(f"quality: {path} holds another fold plan, epoch count, seed, --negative-repeat, "
-                 "--background-swap or --background-pattern; move it away or pass --results DIR")
+                 "--background-swap, --background-pattern or --backbone; move it away or pass --results DIR")
     return results
 
 
@@ -412,8 +414,7 @@ def main() -> None:
                 "seed": args.seed,
                 "recipe": {"batch_size": config.RECIPE_BATCH_SIZE, "negative_repeat": args.negative_repeat,
                            "background_swap": args.background_swap, "background_pattern": args.background_pattern,
-                           "backbone": config.DEFAULT_BACKBONE,
-                           "image_size": config.IMAGE_SIZE[config.DEFAULT_BACKBONE]}}
+                           "backbone": args.backbone, "image_size": config.IMAGE_SIZE[config.DEFAULT_BACKBONE]}}
     results_path = run_dir / "results.json"
     results = load_results(results_path, protocol)
     try:
@@ -442,8 +443,9 @@ def report_tables(args, results: dict, folds: list[list[str]], run_dir: Path, wh
             for name, figures in sorted(fold["sets"].items())]
     minutes = sum(f["train_minutes"] + f["eval_minutes"] for f in results["folds"].values())
     caption = (f"Command: `{command_line()}` — {len(folds)} folds of whole sets, {len(results['folds'])} done; "
-               f"recipe: {args.epochs} epochs, batch {config.RECIPE_BATCH_SIZE}, {config.DEFAULT_BACKBONE} at "
-               f"{config.IMAGE_SIZE[config.DEFAULT_BACKBONE]} px, from scratch; threshold {args.threshold}; "
+               f"recipe: {args.epochs} epochs, batch {config.RECIPE_BATCH_SIZE}, {args.backbone} at "
+               f"{config.IMAGE_SIZE[config.DEFAULT_BACKBONE]} px, "
+               f"{'from BlazeFace' if args.backbone == 'blazeface' else 'from scratch'}; threshold {args.threshold}; "
                f"{minutes:.0f} min of training and evaluation on {os.cpu_count()} CPU cores. "
                f"BlazeFace boxes x{config.BLAZEFACE_BOX_SCALE} about the centre, up {config.BLAZEFACE_BOX_SHIFT_UP} "
                "of the height. Means are over sets, unweighted.")

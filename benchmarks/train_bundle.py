@@ -59,7 +59,7 @@ def main() -> None:
     train_on_sets(sets, RecipeOptions(out=model_path, epochs=args.epochs, log=log,
                                       negative_repeat=args.negative_repeat, seed=args.seed,
                                       background_swap=args.background_swap,
-                                      background_pattern=args.background_pattern))
+                                      background_pattern=args.background_pattern, backbone=args.backbone))
     print(f"trained in {(time.monotonic() - started) / 60:.1f} min: {model_path}", flush=True)
 
     from facetracker.export import export_model

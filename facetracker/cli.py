@@ -271,10 +271,11 @@ def train(
                                         help="Steps per epoch, drawn from the shuffled, repeated train split "
                                              "(never more than one full pass; 0: always a full pass)."),
     weights: str = typer.Option(config.WEIGHTS, help="Where training starts: bundled (fine-tune the bundled face "
-                                "model) | none (from scratch) | imagenet (backbone only) | PATH to a FaceTracker "
-                                ".keras file (fine-tuned) or a keras.applications weights file."),
-    backbone: Optional[str] = typer.Option(None, help="compact (default, designed for CPUs) | mobilenetv2 | vgg16; "
-                                           "a FaceTracker start keeps its own."),
+                                "model) | none (from scratch) | imagenet (backbone only) | blazeface (the blazeface "
+                                "backbone from MediaPipe BlazeFace's weights) | PATH to a FaceTracker .keras file "
+                                "(fine-tuned) or a keras.applications weights file."),
+    backbone: Optional[str] = typer.Option(None, help="compact (default, designed for CPUs) | blazeface | "
+                                           "mobilenetv2 | vgg16; a FaceTracker start keeps its own."),
     image_size: Optional[int] = typer.Option(None, min=32, help="Square input side, a multiple of 32 (default: 192; "
                                              "a FaceTracker start keeps its own)."),
     alpha: Optional[float] = typer.Option(None, help=f"MobileNet width multiplier (default {config.ALPHA})."),

@@ -118,6 +118,8 @@ RECIPE_EPOCHS = 30
 # 1280x720 tracking clip worse than two trainings at 1, so every photo is drawn as often.
 RECIPE_NEGATIVE_REPEAT = 1
 RECIPE_BATCH_SIZE = 16
+RECIPE_BACKBONE = "compact"
+RECIPE_LR = {"compact": LEARNING_RATE["scratch"], "blazeface": 1e-3}  # peak learning rate: from scratch, and from BlazeFace's weights
 # The shared data sets whose README says some unlabelled images show a face: their unlabelled images are not
 # used as negatives by the recipe.
 SETS_WITH_MISSING_LABELS = ("webcam-n", "webcam-p")
@@ -161,6 +163,7 @@ CACHE_LIMIT_BYTES = 2 * 1024**3  # decoded split images are cached in RAM below 
 THRESHOLD = 0.4
 BUNDLED_MODEL_NAME = "facetracker.keras"  # in facetracker/assets/, used when --model is left out and models/ is empty
 BUNDLED_FAST_MODEL_NAME = "facetracker.tflite"  # its TFLite export, what live/predict/evaluate/demo run by default
+BLAZEFACE_WEIGHTS_NAME = "blazeface_short_range.tflite"  # in facetracker/assets/: MediaPipe's, the blazeface backbone's start
 # Still images: the model also looks at overlapping tiles, so the small faces of a group photo are found
 # (boxes.tiles, Detector.detect_still; predict, evaluate and label on images, docs/quality.md). On 960x540
 # webcam frames tiles found more faces but also clutter (webcam-t: 1.2 false faces per image): only from 1000 px.

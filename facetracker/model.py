@@ -26,7 +26,13 @@ BACKBONES = {
     "compact": (None, "standardize", 192, None),  # designed here, always from scratch
     "mobilenetv2": ("MobileNetV2", "tf", 192, (96, 128, 160, 192, 224)),
     "vgg16": ("VGG16", "caffe", 192, None),  # VGG16 without top accepts any size >= 32
+    "blazeface": (None, "tf", 192, None),  # MediaPipe's BlazeFace (short range) feature extractor, weights from its .tflite
 }
+# BlazeFace short range: (output channels, stride) of its 16 BlazeBlocks after the 5x5 stem; the stride-8 features are
+# the output of block 10 (88 channels), the stride-16 ones of block 15 (96).
+BLAZE_BLOCKS = ((24, 1), (28, 1), (32, 2), (36, 1), (42, 1), (48, 2), (56, 1), (64, 1), (72, 1), (80, 1), (88, 1),
+                (96, 2), (96, 1), (96, 1), (96, 1), (96, 1))
+BLAZE_TAPS = (10, 15)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
@@ -276,8 +282,100 @@ def compact_backbone(image_size: int, width: int, separable: bool = False) -> ke
     return keras.Model(inputs, taps, name="compact")
 
 
+@keras.saving.register_keras_serializable(package="facetracker")
+class ChannelPad(layers.Layer):
+    """Zero channels appended to a residual branch so it can be added to a wider one (BlazeBlock's shortcut)."""
+
+    def __init__(self, extra: int, **kwargs):
+        super().__init__(**kwargs)
+        self.extra = int(extra)
+
+    def call(self, x):
+        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, self.extra]])
+
+    def get_config(self):
+        return {**super().get_config(), "extra": self.extra}
+
+
+def blaze_block(x, channels: int, stride: int, index: int, prefix: str = ""):
+    """BlazeFace's block: depthwise 3x3 + pointwise 1x1, added to the input (max-pooled when strided, zero-padded
+    to the new width), then ReLU. Layer names follow the .tflite's tensors, so its weights load by name."""
+    shortcut = x
+    suffix = f"_{index}" if index else ""  # the .tflite names its first depthwise conv without a number
+    y = layers.DepthwiseConv2D(3, strides=stride, padding="same", name=f"{prefix}depthwise_conv2d{suffix}")(x)
+    y = layers.Conv2D(channels, 1, name=f"{prefix}conv2d_{index + 1}")(y)
+    if stride > 1:
+        shortcut = layers.MaxPooling2D(stride, name=f"{prefix}max_pool_{index}")(shortcut)
+    if shortcut.shape[-1] < channels:
+        shortcut = ChannelPad(channels - shortcut.shape[-1], name=f"{prefix}channel_pad_{index}")(shortcut)
+    return layers.ReLU(name=f"{prefix}activation_{index + 1}")(layers.Add(name=f"{prefix}add_{index}")([shortcut, y]))
+
+
+def blazeface_backbone(image_size: int) -> keras.Model:
+    """MediaPipe BlazeFace's (short range) feature extractor, (stride 8, 16, 32) features: its stem and 16 blocks,
+    plus one new strided block for the stride-32 map the feature pyramid takes (BlazeFace stops at 16)."""
+    inputs = keras.Input((image_size, image_size, 3))
+    x = layers.Conv2D(24, 5, strides=2, padding="same", name="conv2d")(inputs)
+    x = layers.ReLU(name="activation")(x)
+    taps = []
+    for index, (channels, stride) in enumerate(BLAZE_BLOCKS):
+        x = blaze_block(x, channels, stride, index)
+        if index in BLAZE_TAPS:
+            taps.append(x)
+    taps.append(blaze_block(x, 128, 2, 0, prefix="extra_"))
+    return keras.Model(inputs, taps, name="blazeface")
+
+
+BLAZEFACE_WEIGHTS = "blazeface"  # --weights blazeface: the .tflite shipped in facetracker/assets/
+
+
+def blazeface_weights_file(weights) -> Path:
+    """The BlazeFace .tflite whose weights start the `blazeface` backbone: `blazeface` (the shipped copy of
+    MediaPipe's face_detection_short_range.tflite) or a path to such a file."""
+    if str(weights).lower() == BLAZEFACE_WEIGHTS:
+        return Path(__file__).resolve().parent / "assets" / config.BLAZEFACE_WEIGHTS_NAME
+    path = Path(weights)
+    if path.suffix.lower() != ".tflite" or not path.is_file():
+        raise FacetrackerError("the blazeface backbone starts from BlazeFace's .tflite", path,
+                               "use --weights blazeface (the shipped file), none, or a FaceTracker .keras file")
+    return path
+
+
+def load_blazeface_weights(backbone: keras.Model, tflite_path: Path) -> int:
+    """Copy the weights of MediaPipe's face_detection_short_range.tflite (float16 constants) into the layers of the
+    same names; returns how many layers were filled."""
+    import numpy as np
+
+    interpreter = tf.lite.Interpreter(model_path=str(tflite_path))
+    constants = {}
+    for detail in interpreter.get_tensor_details():
+        if detail["name"].endswith(("/Kernel", "/Bias")):
+            constants[detail["name"]] = np.asarray(interpreter.get_tensor(detail["index"]), np.float32)
+    filled = 0
+    for layer in backbone.layers:
+        kernel, bias = constants.get(f"{layer.name}/Kernel"), constants.get(f"{layer.name}/Bias")
+        if kernel is None:
+            continue
+        # TFLite keeps (out, h, w, in) for convolutions and (1, h, w, channels) for depthwise ones; Keras wants
+        # (h, w, in, out) and (h, w, channels, 1): both are the same transpose.
+        kernel = kernel.transpose(1, 2, 3, 0)
+        if kernel.shape != layer.kernel.shape:
+            raise FacetrackerError(f"{layer.name} is {kernel.shape} in the file, {tuple(layer.kernel.shape)} here",
+                                   tflite_path, "pass MediaPipe's face_detection_short_range.tflite")
+        layer.set_weights([kernel, bias])
+        filled += 1
+    if filled != 1 + 2 * len(BLAZE_BLOCKS):
+        raise FacetrackerError(f"only {filled} of BlazeFace's {1 + 2 * len(BLAZE_BLOCKS)} convolutions found", tflite_path,
+                               "pass MediaPipe's face_detection_short_range.tflite")
+    return filled
+
+
 def check_backbone_weights(backbone: str, weights) -> None:
-    """Backbone-only weights (imagenet, a keras.applications file) exist only for the keras.applications backbones."""
+    """Backbone-only weights: imagenet or a keras.applications file for those backbones, BlazeFace's .tflite for
+    the blazeface one, none for the compact one."""
+    if backbone == "blazeface" and not from_scratch(weights) and not starts_from_facetracker(weights):
+        blazeface_weights_file(weights)
+        return
     if backbone == "compact" and not from_scratch(weights) and not starts_from_facetracker(weights):
         raise FacetrackerError("the compact backbone has no ImageNet or keras.applications weights", weights,
                                "use --weights bundled (fine-tune the face model) or none, or --backbone mobilenetv2 "
@@ -297,6 +395,11 @@ def feature_backbone(backbone: str, image_size: int, alpha: float, width: int, w
     if backbone == "compact":
         check_backbone_weights(backbone, weights)
         return compact_backbone(image_size, width, separable)
+    if backbone == "blazeface":
+        model = blazeface_backbone(image_size)
+        if not from_scratch(weights):
+            load_blazeface_weights(model, blazeface_weights_file(weights))
+        return model
     base = make_backbone(backbone, image_size, alpha, weights)
     taps = [base.get_layer(name).output for name in FEATURE_LAYERS[backbone]]
     return keras.Model(base.input, taps, name=f"{backbone}_features")

@@ -27,12 +27,13 @@ class RecipeOptions:
     epochs: int = config.RECIPE_EPOCHS
     batch_size: int = config.RECIPE_BATCH_SIZE
     image_size: int = config.IMAGE_SIZE[config.DEFAULT_BACKBONE]
-    lr: float = config.LEARNING_RATE["scratch"]
+    lr: float | None = None  # None: config.RECIPE_LR of the backbone
     seed: int = config.SPLIT_SEED
     negative_repeat: int = config.RECIPE_NEGATIVE_REPEAT  # face-free photos are drawn this many times as often
     background_swap: float = config.BACKGROUND_SWAP_SHARE  # share of views whose faces go onto another's room
     background_pattern: float = config.BACKGROUND_PATTERN_SHARE  # share of those onto a made-up busy pattern
     log: Path | None = None  # one JSON line per epoch, for long runs in the background
+    backbone: str = config.RECIPE_BACKBONE  # compact (from scratch) or blazeface (from BlazeFace's weights)
 
 
 def add_recipe_arguments(parser) -> None:
@@ -46,6 +47,9 @@ def add_recipe_arguments(parser) -> None:
                         help="share of views whose faces are pasted onto another photo's room")
     parser.add_argument("--background-pattern", type=float, default=RecipeOptions.background_pattern,
                         help="share of those pasted onto a made-up busy pattern instead (needs --background-swap)")
+    parser.add_argument("--backbone", choices=tuple(config.RECIPE_LR), default=RecipeOptions.backbone,
+                        help="compact: the network designed here, from scratch; blazeface: MediaPipe BlazeFace's "
+                             "feature extractor, starting from its weights")
 
 
 def recipe_option_problem(negative_repeat: int, background_swap: float, background_pattern: float) -> str | None:
@@ -87,10 +91,19 @@ def recipe_photos(set_dirs: list[Path], negative_repeat: int = config.RECIPE_NEG
     return photos + [photo for photo in photos if not len(photo.boxes)] * (negative_repeat - 1)
 
 
+def build_recipe_model(opts: RecipeOptions):
+    """The recipe's untrained FaceTracker: the compact network from scratch (per-image standardisation), or the
+    blazeface backbone starting from BlazeFace's own weights (its [-1, 1] pixels)."""
+    from facetracker.model import BLAZEFACE_WEIGHTS, build_model
+
+    if opts.backbone == "blazeface":
+        return build_model("blazeface", image_size=opts.image_size, weights=BLAZEFACE_WEIGHTS, preprocessing="tf")
+    return build_model(opts.backbone, image_size=opts.image_size, weights=None, preprocessing="standardize")
+
+
 def train_on_sets(set_dirs: list[Path], opts: RecipeOptions):
     """Train a new FaceTracker on all photos of `set_dirs` for opts.epochs passes; save it to opts.out."""
     from facetracker.data import photo_dataset
-    from facetracker.model import build_model
     from facetracker.train import learning_rate_schedule, save_inference_model
 
     keras.utils.set_random_seed(opts.seed)
@@ -98,9 +111,9 @@ def train_on_sets(set_dirs: list[Path], opts: RecipeOptions):
     steps = max(1, len(photos) // opts.batch_size)
     dataset = photo_dataset(photos, opts.image_size, opts.batch_size, seed=opts.seed, swap_share=opts.background_swap,
                             pattern_share=opts.background_pattern)
-    model = build_model(config.DEFAULT_BACKBONE, image_size=opts.image_size, weights=None,
-                        preprocessing="standardize")
-    model.compile(keras.optimizers.Adam(learning_rate_schedule(opts.lr, opts.epochs, steps)))
+    model = build_recipe_model(opts)
+    lr = opts.lr or config.RECIPE_LR[opts.backbone]
+    model.compile(keras.optimizers.Adam(learning_rate_schedule(lr, opts.epochs, steps)))
     callbacks = [EpochLog(opts.log, len(photos), opts.out)] if opts.log else []
     model.fit(dataset, epochs=opts.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0 if opts.log else "auto")
     save_inference_model(model, opts.out)

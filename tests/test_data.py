@@ -350,5 +350,33 @@ def test_recipe_flags_default_to_the_recipe_and_reach_its_options(tmp_path):
     args = parser.parse_args([])
     assert (args.seed, args.negative_repeat, args.background_swap, args.background_pattern) == \
         (defaults.seed, defaults.negative_repeat, defaults.background_swap, defaults.background_pattern)
-    args = parser.parse_args(["--seed", "7", "--negative-repeat", "4", "--background-swap", "0.25"])
-    assert (args.seed, args.negative_repeat, args.background_swap) == (7, 4, 0.25)
+    assert args.backbone == defaults.backbone == "compact"
+    args = parser.parse_args(["--seed", "7", "--negative-repeat", "4", "--background-swap", "0.25",
+                              "--backbone", "blazeface"])
+    assert (args.seed, args.negative_repeat, args.background_swap, args.backbone) == (7, 4, 0.25, "blazeface")
+
+
+def test_the_recipe_trains_the_blazeface_backbone_from_blazefaces_weights(tmp_path, dataset_copy):
+    # Real recipe steps on a few real photos: the network starts from the shipped BlazeFace weights, trains, saves,
+    # reloads as the same kind of model, and exports to TFLite (export_model publishes the file only when its
+    # detections on these real photos match the Keras model's).
+    from facetracker.export import export_model
+    from facetracker.model import BLAZEFACE_WEIGHTS, blazeface_backbone, blazeface_weights_file, load_blazeface_weights
+    from facetracker.model import load_model
+    from facetracker.recipe import RecipeOptions, build_recipe_model, train_on_sets
+
+    small = dataset_copy("webcam-v", limit=16)
+    opts = RecipeOptions(out=tmp_path / "model.keras", epochs=1, batch_size=8, backbone="blazeface")
+    blazeface = blazeface_backbone(opts.image_size)
+    load_blazeface_weights(blazeface, blazeface_weights_file(BLAZEFACE_WEIGHTS))
+    shipped = blazeface.get_layer("conv2d_16").get_weights()[0]
+    start = build_recipe_model(opts)
+    assert start.preprocessing == "tf"
+    np.testing.assert_array_equal(start.backbone.get_layer("conv2d_16").get_weights()[0], shipped)
+
+    trained = train_on_sets([small], opts)
+    assert not np.array_equal(trained.backbone.get_layer("conv2d_16").get_weights()[0], shipped)
+    loaded = load_model(opts.out)
+    assert (loaded.backbone_name, loaded.preprocessing, loaded.image_size) == ("blazeface", "tf", opts.image_size)
+    result = export_model(opts.out, "tflite", data=small / "images", out=tmp_path / "model.tflite")
+    assert result.path.is_file() and result.score_diff < 1e-3

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -23,7 +24,7 @@ def pixels(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("backbone,size,preprocessing", [
-    ("compact", 64, "standardize"), ("mobilenetv2", 64, "tf"), ("vgg16", 32, "caffe")])
+    ("compact", 64, "standardize"), ("mobilenetv2", 64, "tf"), ("vgg16", 32, "caffe"), ("blazeface", 64, "tf")])
 def test_every_backbone_follows_the_model_contract(backbone, size, preprocessing):
     model = build_model(backbone, image_size=size, weights=None)
     assert isinstance(model, FaceTracker)
@@ -37,6 +38,41 @@ def test_every_backbone_follows_the_model_contract(backbone, size, preprocessing
         assert (found[~real] == 0).all(), "slots without a face are zeros"
         assert (found[real][:, 0] <= found[real][:, 2]).all() and (found[real][:, 1] <= found[real][:, 3]).all()
         assert (scores[real] >= config.MIN_SCORE).all()
+
+
+def test_the_blazeface_backbone_computes_what_mediapipes_own_file_computes(datasets_dir):
+    """The shipped BlazeFace .tflite's weights, loaded by layer name into the Keras backbone, give the very features
+    that TFLite computes from that file, on a real face (BlazeFace's own 128 px input, pixels in [-1, 1])."""
+    import cv2
+    import tensorflow as tf
+
+    from facetracker.model import BLAZEFACE_WEIGHTS, blazeface_backbone, blazeface_weights_file, load_blazeface_weights
+
+    path = blazeface_weights_file(BLAZEFACE_WEIGHTS)
+    backbone = blazeface_backbone(128)
+    load_blazeface_weights(backbone, path)
+    image = cv2.imread(str(sorted((datasets_dir / "webcam-v" / "images").glob("*.jpg"))[0]))
+    x = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (128, 128)).astype("float32")[None] / 127.5 - 1.0
+    interpreter = tf.lite.Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    tensors = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
+    stride8, stride16, stride32 = (np.asarray(t) for t in backbone(x))
+    for ours, theirs in ((stride8, "activation_11"), (stride16, "activation_16")):
+        expected = interpreter.get_tensor(tensors[theirs])
+        assert ours.shape == expected.shape and np.abs(expected).max() > 1.0
+        np.testing.assert_allclose(ours, expected, atol=1e-4)
+    assert stride32.shape == (1, 4, 4, 128), "a new block gives the pyramid its stride-32 map"
+
+
+def test_the_blazeface_backbone_refuses_weights_it_cannot_read(tmp_path):
+    other = tmp_path / "other.tflite"
+    other.write_bytes((Path(config.__file__).parent / "assets" / config.BUNDLED_FAST_MODEL_NAME).read_bytes())
+    with pytest.raises(FacetrackerError, match="convolutions found"):
+        build_model("blazeface", image_size=64, weights=other)
+    with pytest.raises(FacetrackerError, match="starts from BlazeFace's .tflite"):
+        build_model("blazeface", image_size=64, weights="imagenet")
 
 
 def test_default_backbone_is_the_small_compact_network_at_192():

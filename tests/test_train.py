@@ -593,3 +593,25 @@ def test_tensorflow_commands_fail_with_one_line_on_the_real_stderr(command, tmp_
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and missing in lines[0], run.stderr
+
+
+def test_the_blazeface_backbone_trains_from_blazefaces_weights(aug, tmp_path):
+    # `--backbone blazeface --weights blazeface`: real steps from the shipped BlazeFace weights, at its [-1, 1] pixels
+    # and the learning rate for backbone weights.
+    from facetracker.train import peak_learning_rate
+
+    opts = TrainOptions(data=aug, out=tmp_path / "bf.keras", epochs=1, batch_size=2, steps_per_epoch=2, image_size=SIZE,
+                        backbone="blazeface", weights="blazeface", logdir=tmp_path / "logs", run_name="bf",
+                        image_every=0, verbose=0, patience=0)
+    result = train(opts)
+    model = load_model(result.model_path)
+    assert (model.backbone_name, model.preprocessing, model.image_size) == ("blazeface", "tf", SIZE)
+    assert peak_learning_rate(opts) == config.LEARNING_RATE["pretrained"]
+
+
+def test_blazeface_weights_that_are_not_blazefaces_stop_with_one_line(aug, tmp_path):
+    code, lines = run_cli("--data", str(aug), "--out", str(tmp_path / "m.keras"), "--backbone", "blazeface",
+                          "--weights", str(tmp_path / "weights.h5"))
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert "starts from BlazeFace's .tflite" in lines[0] and "--weights blazeface" in lines[0]
+    assert not (tmp_path / "m.keras").exists()
