@@ -1,8 +1,9 @@
-"""TFLite time of the FaceTracker network itself, all-dense against depthwise-separable (config.SEPARABLE).
+"""TFLite time of the FaceTracker network itself: the compact network all-dense (the bundled one), depthwise-separable
+(config.SEPARABLE) and the blazeface backbone (BlazeFace's feature extractor).
 
-    .venv/bin/python benchmarks/network_speed.py [--rounds 4] [--calls 10]
+    .venv/bin/python benchmarks/network_speed.py [--rounds 4] [--calls 10] [--networks dense separable blazeface]
 
-Both networks are built with random weights (the time does not depend on them), exported to TFLite by
+The networks are built with random weights (the time does not depend on them), exported to TFLite by
 facetracker.export, and run by the TFLite runtime `live` uses, with 1 and 2 threads, on 20 real webcam frames
 letterboxed as `live` does. Between two calls a 2 MB buffer is copied and the thread sleeps 0.5 ms, as decoding
 and drawing do in `live`: a tight loop of calls keeps the weights in cache and the thread pool awake, which `live`
@@ -26,12 +27,19 @@ sys.path.insert(0, str(REPO))
 from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 
 
-def export_network(separable: bool, folder: Path) -> tuple[Path, int]:
+NETWORKS = {  # name -> (build_model options, table label)
+    "dense": (dict(preprocessing="standardize", separable=False), "compact, all-dense (the bundled network)"),
+    "separable": (dict(preprocessing="standardize", separable=True), "compact, depthwise-separable (SEPARABLE = True)"),
+    "blazeface": (dict(backbone="blazeface"), "blazeface backbone (BlazeFace's extractor + the same neck and head)"),
+}
+
+
+def export_network(name: str, folder: Path) -> tuple[Path, int]:
     from facetracker.export import export_model
     from facetracker.model import build_model
 
-    model = build_model(weights=None, preprocessing="standardize", separable=separable)
-    path = folder / f"separable-{separable}.keras"
+    model = build_model(weights=None, **NETWORKS[name][0])
+    path = folder / f"{name}.keras"
     model.save(path)
     return export_model(path, "tflite", out=path.with_suffix(".tflite")).path, model.count_params()
 
@@ -72,24 +80,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--calls", type=int, default=10, help="passes over the 20 frames per round")
+    parser.add_argument("--networks", nargs="+", choices=tuple(NETWORKS), default=list(NETWORKS))
     args = parser.parse_args()
     require_datasets("webcam-a")
     with tempfile.TemporaryDirectory(prefix="network-speed-") as tmp:
-        networks = {separable: export_network(separable, Path(tmp)) for separable in (False, True)}
+        networks = {name: export_network(name, Path(tmp)) for name in args.networks}
         inputs = real_inputs(192)
-        times = {(s, t): [] for s in networks for t in (1, 2)}
+        times = {(n, t): [] for n in networks for t in (1, 2)}
         for _ in range(args.rounds):
-            for separable, (path, _) in networks.items():
+            for name, (path, _) in networks.items():
                 for threads in (1, 2):
-                    times[separable, threads].append(ms_per_call(path, threads, inputs, args.calls))
-    print(f"`.venv/bin/python benchmarks/network_speed.py --rounds {args.rounds} --calls {args.calls}`\n")
+                    times[name, threads].append(ms_per_call(path, threads, inputs, args.calls))
+    print(f"`.venv/bin/python benchmarks/network_speed.py --rounds {args.rounds} --calls {args.calls} "
+          f"--networks {' '.join(args.networks)}`, load average {os.getloadavg()[0]:.2f} after\n")
     print("| network | parameters | TFLite ms per frame, 1 thread | 2 threads |")
     print("|---|---:|---:|---:|")
-    for separable, (_, params) in networks.items():
-        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})"
-                 for v in (times[separable, 1], times[separable, 2])]
-        name = "depthwise-separable (SEPARABLE = True)" if separable else "all-dense (the bundled network)"
-        print(f"| {name} | {params:,} | {cells[0]} | {cells[1]} |")
+    for name, (_, params) in networks.items():
+        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" for v in (times[name, 1], times[name, 2])]
+        print(f"| {NETWORKS[name][1]} | {params:,} | {cells[0]} | {cells[1]} |")
     print("\nmedian of the rounds (lowest-highest)")
 
 
