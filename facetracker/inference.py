@@ -134,7 +134,7 @@ def _flat_specs(fn):
     return [s for s in tf.nest.flatten(signature) if isinstance(s, tf.TensorSpec)]
 
 
-def _tflite_interpreter_class():
+def tflite_interpreter_class():
     # ai_edge_litert is TFLite's new home; TF 2.21 still ships tf.lite.Interpreter (with a deprecation warning).
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -154,7 +154,7 @@ class TFLiteRuntime:
     batched = False
 
     def __init__(self, path: Path, threads: int):
-        interpreter_class = _tflite_interpreter_class()
+        interpreter_class = tflite_interpreter_class()
         with warnings.catch_warnings(), quiet_native_stderr():
             warnings.simplefilter("ignore")  # the tf.lite.Interpreter deprecation notice, once per load
             self._interpreter = interpreter_class(model_path=str(path), num_threads=threads)

@@ -344,9 +344,19 @@ def blazeface_weights_file(weights) -> Path:
 def load_blazeface_weights(backbone: keras.Model, tflite_path: Path) -> int:
     """Copy the weights of MediaPipe's face_detection_short_range.tflite (float16 constants) into the layers of the
     same names; returns how many layers were filled."""
+    import warnings
+
     import numpy as np
 
-    interpreter = tf.lite.Interpreter(model_path=str(tflite_path))
+    from facetracker.inference import tflite_interpreter_class
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+            interpreter = tflite_interpreter_class()(model_path=str(tflite_path))
+    except (ValueError, RuntimeError) as exc:
+        raise FacetrackerError(f"cannot read the .tflite ({exc.__class__.__name__})", tflite_path,
+                               "pass MediaPipe's face_detection_short_range.tflite, or --weights blazeface") from None
     constants = {}
     for detail in interpreter.get_tensor_details():
         if detail["name"].endswith(("/Kernel", "/Bias")):

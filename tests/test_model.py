@@ -73,6 +73,9 @@ def test_the_blazeface_backbone_refuses_weights_it_cannot_read(tmp_path):
         build_model("blazeface", image_size=64, weights=other)
     with pytest.raises(FacetrackerError, match="starts from BlazeFace's .tflite"):
         build_model("blazeface", image_size=64, weights="imagenet")
+    (tmp_path / "broken.tflite").write_text("not a model")
+    with pytest.raises(FacetrackerError, match="cannot read the .tflite"):
+        build_model("blazeface", image_size=64, weights=tmp_path / "broken.tflite")
 
 
 def test_default_backbone_is_the_small_compact_network_at_192():
