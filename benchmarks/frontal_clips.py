@@ -210,55 +210,55 @@ def clip_rows(detector, name: str, clips: int, frames: int, size: tuple[int, int
 BLAZEFACE_COLUMNS = {"full-range": "BlazeFace full range (>= 0.5)", "short-range": "BlazeFace short range (>= 0.5)"}
 
 
+def ways_of_looking(blazeface: bool) -> list[tuple]:
+    """(name, frames with the face in a clip row) of each way the clips were seen: predict, live, BlazeFace."""
+    return [("predict", lambda r: r[2]), ("live", lambda r: r[3])] + \
+        [(BLAZEFACE_COLUMNS[m], lambda r, m=m: r[5][m]) for m in BLAZEFACE_MODELS if blazeface]
+
+
+def shares(rows: list, ways: list) -> list[str]:
+    """The share of these clips' frames with the face, each way."""
+    frames = sum(r[1] for r in rows)
+    return [f"{sum(found(r) for r in rows) / frames:.1%}" for _, found in ways]
+
+
+def whole_clips(rows: list, ways: list) -> list[int]:
+    """How many of these clips have the face in at least TARGET of their frames, each way."""
+    return [sum(found(r) / r[1] >= TARGET for r in rows) for _, found in ways]
+
+
 def report(rows: list, args) -> str:
     """One row per clip of one set."""
-    blazeface = [m for m in BLAZEFACE_MODELS if rows and m in rows[0][5]]
+    ways = ways_of_looking(not args.no_blazeface)
+    headers = {"predict": f"face found per frame (predict, score >= {config.THRESHOLD})", "live": "face tracked (live)"}
     lines = [f"`python benchmarks/frontal_clips.py --model {args.model or 'bundled'} --set {args.set} "
              f"--clips {args.clips or 20} --frames {args.frames} --size {args.size}`", "",
-             f"| clip (portrait photo) | frames | face found per frame (predict, score >= {config.THRESHOLD}) "
-             "| face tracked (live) | " + "".join(f"{BLAZEFACE_COLUMNS[m]} | " for m in blazeface)
-             + "lowest score of the face |", "|---|---:|---:|---:|" + "---:|" * len(blazeface) + "---:|"]
-    for name, count, per, live, lowest, others in rows:
-        lines.append(f"| {name} | {count} | {per / count:.1%} | {live / count:.1%} | "
-                     + "".join(f"{others[m] / count:.1%} | " for m in blazeface) + f"{lowest:.2f} |")
-    frames = sum(r[1] for r in rows)
-    lines.append(f"| **all {len(rows)} clips** | {frames} | **{sum(r[2] for r in rows) / frames:.1%}** | "
-                 f"**{sum(r[3] for r in rows) / frames:.1%}** | "
-                 + "".join(f"{sum(r[5][m] for r in rows) / frames:.1%} | " for m in blazeface) + " |")
-    ways = {"predict": 2, "live": 3}
-    whole = [f"{sum(r[i] / r[1] >= TARGET for r in rows)} of {len(rows)} ({way})" for way, i in ways.items()]
-    whole += [f"{sum(r[5][m] / r[1] >= TARGET for r in rows)} of {len(rows)} ({BLAZEFACE_COLUMNS[m]})"
-              for m in blazeface]
+             "| clip (portrait photo) | frames | " + " | ".join(headers.get(way, way) for way, _ in ways)
+             + " | lowest score of the face |", "|---|---:|" + "---:|" * len(ways) + "---:|"]
+    for row in rows:
+        lines.append(f"| {row[0]} | {row[1]} | " + " | ".join(shares([row], ways)) + f" | {row[4]:.2f} |")
+    pooled = [f"**{share}**" if way in headers else share for (way, _), share in zip(ways, shares(rows, ways))]
+    lines.append(f"| **all {len(rows)} clips** | {sum(r[1] for r in rows)} | " + " | ".join(pooled) + " |  |")
+    whole = [f"{count} of {len(rows)} ({way})" for (way, _), count in zip(ways, whole_clips(rows, ways))]
     lines += ["", f"Clips with the face found in at least {TARGET:.0%} of the frames: " + "; ".join(whole) + "."]
     return "\n".join(lines)
 
 
 def folds_report(results: list, args) -> str:
     """One row per set: the share of frames with the face and the clips at TARGET, each way of looking."""
-    blazeface = [m for m in BLAZEFACE_MODELS if not args.no_blazeface]
-    ways = [("predict", lambda r: r[2]), ("live", lambda r: r[3])] + \
-        [(BLAZEFACE_COLUMNS[m], lambda r, m=m: r[5][m]) for m in blazeface]
+    ways = ways_of_looking(not args.no_blazeface)
     lines = [f"`python benchmarks/frontal_clips.py --folds {args.folds}"
              + (f" --clips {args.clips}" if args.clips else "") + f" --frames {args.frames} --size {args.size}"
              + (" --no-blazeface" if args.no_blazeface else "") + "`", "",
              "| set (clips of its people) | fold | clips | frames with the face: "
              + " | ".join(way for way, _ in ways) + " | clips at >= 98 %: " + " / ".join(way for way, _ in ways)
              + " | lowest score of the face |", "|---|---:|---:|" + "---:|" * len(ways) + "---:|---:|"]
-
-    def cells(rows):
-        frames = sum(r[1] for r in rows)
-        shares = [f"{sum(found(r) for r in rows) / frames:.1%}" for _, found in ways]
-        whole = " / ".join(str(sum(found(r) / r[1] >= TARGET for r in rows)) for _, found in ways)
-        return shares, whole
-
     for name, fold, rows in results:
-        shares, whole = cells(rows)
-        lines.append(f"| {name} | {fold} | {len(rows)} | " + " | ".join(shares) + f" | {whole} | "
-                     f"{min(r[4] for r in rows):.2f} |")
+        lines.append(f"| {name} | {fold} | {len(rows)} | " + " | ".join(shares(rows, ways)) + " | "
+                     + " / ".join(map(str, whole_clips(rows, ways))) + f" | {min(r[4] for r in rows):.2f} |")
     every = [r for _, _, rows in results for r in rows]
-    shares, whole = cells(every)
-    lines.append(f"| **all {len(results)} sets** | | {len(every)} | " + " | ".join(f"**{s}**" for s in shares)
-                 + f" | {whole} | |")
+    lines.append(f"| **all {len(results)} sets** | | {len(every)} | " + " | ".join(f"**{s}**" for s in shares(every, ways))
+                 + " | " + " / ".join(map(str, whole_clips(every, ways))) + " | |")
     return "\n".join(lines)
 
 

@@ -151,18 +151,20 @@ def measure_sweep(detector, name: str, samples, match_iou: float, result: SetRes
     for view, detect in VIEWS.items():
         found = [[(d.score, d.box) for d in getattr(detector, detect)(frame, min_score=config.MIN_SCORE)]
                  for _, frame in frames]
-        sweep_view(name, samples, found, view, match_iou, result)
+        result.sweep.update({(view, t): v for t, v in sweep(name, samples, found, match_iou).items()})
     if blazeface:
         rows = blazeface_on_images([s.image for s in samples])
         for model in BLAZEFACE_MODELS:
             found = [[(d["score"], d["box"]) for d in row.get(model, [])] for row in rows]
-            sweep_view(name, samples, found, BLAZEFACE_VIEWS[model], match_iou, result)
+            view = BLAZEFACE_VIEWS[model]
+            result.sweep.update({(view, t): v for t, v in sweep(name, samples, found, match_iou).items()})
 
 
-def sweep_view(name: str, samples, found: list, view: str, match_iou: float, result: SetResult) -> None:
-    """result.sweep[view, threshold] = (faces right, negatives boxed), from each sample's (score, box) pairs."""
+def sweep(name: str, samples, found: list, match_iou: float, thresholds=SWEEP) -> dict[float, tuple[int, int]]:
+    """{threshold: (faces right, negatives boxed)} of one set, from each sample's (score, box) pairs."""
     missing_labels = Path(name).name in config.SETS_WITH_MISSING_LABELS
-    for threshold in SWEEP:
+    tallies = {}
+    for threshold in thresholds:
         right = boxed = 0
         for sample, detections in zip(samples, found):
             boxes = [box for score, box in detections if score >= threshold]
@@ -170,7 +172,8 @@ def sweep_view(name: str, samples, found: list, view: str, match_iou: float, res
                 right += matched_faces(sample.boxes, boxes, match_iou)
             elif not missing_labels:
                 boxed += bool(boxes)
-        result.sweep[view, threshold] = (right, boxed)
+        tallies[threshold] = (right, boxed)
+    return tallies
 
 
 def measure_check(detector, name: str, samples, face_labels, tmp: Path, threshold: float,

@@ -27,12 +27,13 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from facetracker import config  # noqa: E402
-from prelabel_quality import human_samples, matched_faces, set_dir  # noqa: E402  (beside this file)
+from prelabel_quality import human_samples, set_dir, sweep  # noqa: E402  (beside this file)
 
 THRESHOLDS = (0.35, 0.4, 0.45, 0.5)
 MATCH_IOU = 0.6
 SHIFT = (23 / 24, 4)  # scale of the letterboxed frame, offset in input pixels
 ZOOM_CONTEXT, ZOOM_FROM = 3.0, 0.3
+WAYS = ("mirrored (prelabel)", "+ shifted", "+ zoomed")  # the keys of `ways`
 
 
 def shifted_view(detector, frame, mirror: bool):
@@ -118,7 +119,7 @@ def ways(detector, frame) -> dict:
     flipped = detector.detect(cv2.flip(frame, 1))
     flipped = list(zip([d.score for d in flipped], unmirror([d.box for d in flipped], frame.shape[1])))
     shifted = fuse([plain, flipped, shifted_view(detector, frame, False), shifted_view(detector, frame, True)])
-    return {"mirrored (prelabel)": mirrored, "+ shifted": shifted, "+ zoomed": zoomed(detector, frame, mirrored)}
+    return dict(zip(WAYS, (mirrored, shifted, zoomed(detector, frame, mirrored))))
 
 
 def main() -> None:
@@ -134,24 +135,21 @@ def main() -> None:
     for name in args.sets:
         _, samples = human_samples(set_dir(name))
         missing_labels = Path(name).name in config.SETS_WITH_MISSING_LABELS
-        for sample in samples:
-            if not sample.has_face and missing_labels:
-                continue  # not a true negative
-            faces += len(sample.boxes)
-            negatives += not sample.has_face
-            for way, found in ways(detector, read_image(sample.image)).items():
-                for threshold in THRESHOLDS:
-                    boxes = [box for score, box in found if score >= threshold]
-                    tally = totals.setdefault((way, threshold), [0, 0])  # faces right, negatives boxed
-                    if sample.has_face:
-                        tally[0] += matched_faces(sample.boxes, boxes, MATCH_IOU)
-                    else:
-                        tally[1] += bool(boxes)
+        samples = [s for s in samples if s.has_face or not missing_labels]  # their unlabelled: not true negatives
+        faces += sum(len(s.boxes) for s in samples)
+        negatives += sum(not s.has_face for s in samples)
+        looks = [ways(detector, read_image(s.image)) for s in samples]
+        for way in WAYS:
+            for threshold, (right, boxed) in sweep(name, samples, [look[way] for look in looks], MATCH_IOU,
+                                                   THRESHOLDS).items():
+                tally = totals.setdefault((way, threshold), [0, 0])  # faces right, negatives boxed
+                tally[0] += right
+                tally[1] += boxed
     print(f"`python benchmarks/prelabel_views.py --model {args.model} --sets {' '.join(args.sets)}`: {faces} faces, "
           f"{negatives} face-free images\n")
     print("| way of looking | " + " | ".join(f"{t}: faces right / negatives boxed" for t in THRESHOLDS) + " |")
     print("|---|" + "---:|" * len(THRESHOLDS))
-    for way in ("mirrored (prelabel)", "+ shifted", "+ zoomed"):
+    for way in WAYS:
         cells = [f"{totals[way, t][0] / faces:.1%} / {totals[way, t][1] / max(1, negatives):.1%}" for t in THRESHOLDS]
         print(f"| {way} | " + " | ".join(cells) + " |")
 

@@ -107,7 +107,7 @@ def score(truth, tracks_per_frame) -> dict:
                            np.where(overlap >= MIN_IOU, 1.0 - overlap, np.nan))
         if len(shown) == 2:
             both_visible += 1
-            both_tracked += both_matched(shown, [t.box for t in tracks])
+            both_tracked += both_matched(overlap)
     summary = mm.metrics.create().compute(accumulator, metrics=list(METRICS), name="clip")
     result = {name: float(summary[name].iloc[0]) for name in METRICS}
     result["ids"] = len({t.id for tracks in tracks_per_frame for t in tracks})
@@ -120,16 +120,14 @@ def visible(faces) -> list:
     return [f for f in faces if f.visible >= MIN_VISIBLE]
 
 
-def both_matched(shown, boxes) -> bool:
-    """Both visible people matched one to one (Hungarian) by these boxes at IoU >= MIN_IOU."""
+def both_matched(overlap) -> bool:
+    """Both visible people (the rows of their IoU matrix with some boxes) matched one to one (Hungarian) by those
+    boxes at IoU >= MIN_IOU."""
     import numpy as np
     from scipy.optimize import linear_sum_assignment
 
-    from facetracker.boxes import iou_matrix
-
-    if not boxes:
+    if not overlap.size:
         return False
-    overlap = iou_matrix([f.box for f in shown], list(boxes))
     # pairs under MIN_IOU all cost the same, so the assignment first maximises the number of matches
     rows, cols = linear_sum_assignment(np.where(overlap >= MIN_IOU, 1.0 - overlap, 2.0))
     return sum(overlap[r, c] >= MIN_IOU for r, c in zip(rows, cols)) == 2
@@ -137,11 +135,15 @@ def both_matched(shown, boxes) -> bool:
 
 def blazeface_both_found(truth, frame_rows: list[dict]) -> dict[str, int]:
     """{BlazeFace model: frames in which both visible people are found}, matched as the tracks are."""
-    found = {}
-    for model in BLAZEFACE_MODELS:
-        found[model] = sum(both_matched(shown, [d["box"] for d in row.get(model, [])
-                                                if d["score"] >= BLAZEFACE_DEFAULT_SCORE])
-                           for shown, row in zip(map(visible, truth), frame_rows) if len(shown) == 2)
+    from facetracker.boxes import iou_matrix
+
+    found = dict.fromkeys(BLAZEFACE_MODELS, 0)
+    for shown, row in zip(map(visible, truth), frame_rows):
+        if len(shown) != 2:
+            continue
+        for model in BLAZEFACE_MODELS:
+            kept = [d["box"] for d in row.get(model, []) if d["score"] >= BLAZEFACE_DEFAULT_SCORE]
+            found[model] += both_matched(iou_matrix([f.box for f in shown], kept))
     return found
 
 

@@ -374,8 +374,9 @@ def load_blazeface_weights(backbone: keras.Model, tflite_path: Path) -> int:
                                    tflite_path, "pass MediaPipe's face_detection_short_range.tflite")
         layer.set_weights([kernel, bias])
         filled += 1
-    if filled != 1 + 2 * len(BLAZE_BLOCKS):
-        raise FacetrackerError(f"only {filled} of BlazeFace's {1 + 2 * len(BLAZE_BLOCKS)} convolutions found", tflite_path,
+    convolutions = 1 + 2 * len(BLAZE_BLOCKS)  # the stem, then a depthwise and a pointwise one per block
+    if filled != convolutions:
+        raise FacetrackerError(f"only {filled} of BlazeFace's {convolutions} convolutions found", tflite_path,
                                "pass MediaPipe's face_detection_short_range.tflite")
     return filled
 
@@ -383,10 +384,11 @@ def load_blazeface_weights(backbone: keras.Model, tflite_path: Path) -> int:
 def check_backbone_weights(backbone: str, weights) -> None:
     """Backbone-only weights: imagenet or a keras.applications file for those backbones, BlazeFace's .tflite for
     the blazeface one, none for the compact one."""
-    if backbone == "blazeface" and not from_scratch(weights) and not starts_from_facetracker(weights):
-        blazeface_weights_file(weights)
+    if from_scratch(weights) or starts_from_facetracker(weights):
         return
-    if backbone == "compact" and not from_scratch(weights) and not starts_from_facetracker(weights):
+    if backbone == "blazeface":
+        blazeface_weights_file(weights)
+    elif backbone == "compact":
         raise FacetrackerError("the compact backbone has no ImageNet or keras.applications weights", weights,
                                "use --weights bundled (fine-tune the face model) or none, or --backbone mobilenetv2 "
                                "with --weights imagenet")
