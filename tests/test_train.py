@@ -296,7 +296,10 @@ def test_zoomed_out_views_shrink_images_and_their_boxes_together():
             x1, y1, x2, y2 = (box[0] * 64).round().astype(int)
             assert (box[1:] == 0).all() and 0 <= x1 < x2 <= 64 and 0 <= y1 < y2 <= 64
             inside = view[y1 + 1:y2 - 1, x1 + 1:x2 - 1].mean()
-            assert inside > view.mean(), "the box still holds the bright face"
+            # The rows just above and below the box are the photo's dark background at every zoom (16 px margins);
+            # the grey canvas can be brighter than a darkened face, so it is no yardstick.
+            around = np.concatenate([view[y1 - 2, x1:x2], view[y2 + 1, x1:x2]]).mean()
+            assert inside > around, "the box still holds the bright face"
             widths.append(x2 - x1)
     assert max(widths) <= 32 * 0.9 + 1 and min(widths) >= 32 * 0.3 - 1, "the face shrank with the image"
 
