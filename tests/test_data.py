@@ -350,10 +350,10 @@ def test_recipe_flags_default_to_the_recipe_and_reach_its_options(tmp_path):
     args = parser.parse_args([])
     assert (args.seed, args.negative_repeat, args.background_swap, args.background_pattern) == \
         (defaults.seed, defaults.negative_repeat, defaults.background_swap, defaults.background_pattern)
-    assert args.backbone == defaults.backbone == "compact"
+    assert args.backbone == defaults.backbone == "blazeface"
     args = parser.parse_args(["--seed", "7", "--negative-repeat", "4", "--background-swap", "0.25",
-                              "--backbone", "blazeface"])
-    assert (args.seed, args.negative_repeat, args.background_swap, args.backbone) == (7, 4, 0.25, "blazeface")
+                              "--backbone", "compact"])
+    assert (args.seed, args.negative_repeat, args.background_swap, args.backbone) == (7, 4, 0.25, "compact")
 
 
 def test_the_recipe_trains_the_blazeface_backbone_from_blazefaces_weights(tmp_path, dataset_copy):
