@@ -401,14 +401,18 @@ def export(
     out: Optional[Path] = typer.Option(None, help="Output file/folder (default: beside --model)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing export."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Allow loading a legacy .h5 model (can run code)."),
+    image_size: Optional[int] = typer.Option(None, help="Square input side of the export, a multiple of 32 "
+                                             "(default: the model's own; 160 runs the bundled model ~1.5x faster "
+                                             "and sees small faces smaller)."),
 ):
     """Export to TFLite/ONNX/SavedModel and check the export against the Keras model on real images."""
-    from facetracker.export import check_format, export_model
+    from facetracker.export import check_format, check_image_size, export_model
 
     check_format(format, quantize)  # before TensorFlow's seconds of start-up, and before anything indexed by format
+    check_image_size(image_size)
     import_tensorflow_quietly()
     result = export_model(model_path(model, fast=False), format, quantize, data=data, out=out, force=force,
-                          unsafe=unsafe)
+                          unsafe=unsafe, image_size=image_size)
     tol_score, tol_box = result.tolerance
     typer.echo(f"exported {result.path} ({result.format}, quantize {result.quantize}, "
                f"{result.size_bytes / 1e6:.1f} MB, {result.image_size} px input)")

@@ -56,15 +56,24 @@ class ExportResult:
         return self.score_diff <= self.tolerance[0] and self.box_diff <= self.tolerance[1]
 
 
-def default_out(model_path: Path, fmt: str, quantize: str) -> Path:
-    """models/facetracker.keras -> models/facetracker.tflite, facetracker-int8.tflite, facetracker_savedmodel/.
+def default_out(model_path: Path, fmt: str, quantize: str, image_size: int | None = None) -> Path:
+    """models/facetracker.keras -> models/facetracker.tflite, facetracker-int8.tflite, facetracker_savedmodel/,
+    and facetracker-160px.tflite for another input side.
 
     Exports of the bundled model go to models/ too, never into the installed package."""
     stem = model_path.stem + ("" if quantize == "none" else f"-{quantize}")
+    stem += "" if image_size is None else f"-{image_size}px"
     name = f"{stem}_savedmodel" if fmt == "savedmodel" else stem + SUFFIX[fmt]
     bundled = resources.files("facetracker") / "assets"
     folder = config.MODELS_DIR if model_path.parent.resolve() == Path(str(bundled)).resolve() else model_path.parent
     return folder / name
+
+
+def check_image_size(image_size: int | None) -> None:
+    """Before loading anything: the grid needs a side that halves evenly down to the stride-32 map."""
+    if image_size is not None and (image_size < 32 or image_size % 32):
+        raise FacetrackerError(f"--image-size {image_size} is not a positive multiple of 32", None,
+                               "use --image-size 128, 160, 192, 224, ...")
 
 
 def check_format(fmt: str, quantize: str) -> None:
@@ -234,15 +243,20 @@ def distinct_faces(scores, boxes, floor: float) -> list[int]:
 
 
 def export_model(model_path: Path, fmt: str, quantize: str = "none", data: Path | None = None,
-                 out: Path | None = None, force: bool = False, unsafe: bool = False) -> ExportResult:
-    """Export, check against Keras on real images, and publish only a file that passed."""
-    from facetracker.model import load_model
+                 out: Path | None = None, force: bool = False, unsafe: bool = False,
+                 image_size: int | None = None) -> ExportResult:
+    """Export, check against Keras on real images, and publish only a file that passed. `image_size`: export the
+    same weights at another square input side (a multiple of 32; smaller is faster, see model.rebuilt)."""
+    from facetracker.model import load_model, rebuilt
 
     model_path = Path(model_path)
     check_format(fmt, quantize)
-    out = Path(out) if out is not None else default_out(model_path, fmt, quantize)
+    check_image_size(image_size)
+    out = Path(out) if out is not None else default_out(model_path, fmt, quantize, image_size)
     check_options(fmt, quantize, data, out, force)
     model = load_model(model_path, unsafe=unsafe)
+    if image_size is not None and image_size != model.image_size:
+        model = rebuilt(model, image_size)
     reference = Detector.from_model(model, str(model_path))
 
     if data is not None:

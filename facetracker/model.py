@@ -573,6 +573,18 @@ def build_model(backbone: str = config.DEFAULT_BACKBONE, image_size: int | None 
     return FaceTracker(image_size=image_size, backbone=backbone, alpha=alpha, weights=weights, **kwargs)
 
 
+def rebuilt(model: FaceTracker, image_size: int | None = None) -> FaceTracker:
+    """A fresh copy of `model` (no optimizer or training state), at another square input side if given. Every
+    layer is convolutional, so the same weights run at any multiple of 32; only the grid of cells changes. A smaller
+    side is faster and sees small faces smaller (docs/quality.md, "Input size")."""
+    cfg = model.get_config()
+    if image_size is not None:
+        cfg["image_size"] = int(image_size)
+    copy = FaceTracker.from_config(cfg)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def load_model(path: str | Path, unsafe: bool = False, compile: bool = False) -> FaceTracker:
     """Load a saved FaceTracker. Native `.keras` loads with safe_mode=True; legacy `.h5` only with unsafe=True."""
     path = Path(path)

@@ -509,13 +509,11 @@ def unblend_weights(start: list, blended: list, share: float) -> list:
 def save_inference_model(model, path: Path, start_weights=None, blend: float = 1.0) -> None:
     """Save weights + architecture without optimizer state (a few MB), atomically. With `start_weights`, the
     weights saved are blend_weights(start_weights, model's, blend)."""
-    from facetracker.model import FaceTracker
+    from facetracker.model import rebuilt
 
-    clean = FaceTracker.from_config(model.get_config())
-    weights = model.get_weights()
+    clean = rebuilt(model)
     if start_weights is not None and blend != 1:
-        weights = blend_weights(start_weights, weights, blend)
-    clean.set_weights(weights)
+        clean.set_weights(blend_weights(start_weights, model.get_weights(), blend))
     with atomic_path(path) as tmp:
         clean.save(tmp)
 

@@ -168,6 +168,7 @@ def test_bad_options_fail_before_any_work(trained_model, tmp_path):
         (dict(fmt="tflite", quantize="int8", data=tmp_path / "missing"), "image folder not found"),
         (dict(fmt="tflite", quantize="int8", data=tmp_path), "no images in folder"),
         (dict(fmt="tflite", out=tmp_path / "m.onnx"), "must end with .tflite"),
+        (dict(fmt="tflite", image_size=100), "not a positive multiple of 32"),
     ]
     for kwargs, message in cases:
         kwargs.setdefault("out", out)
@@ -207,11 +208,32 @@ def test_cli_export(trained_model, datasets_dir, tmp_path):
     assert again.exit_code == 2 and "--force" in again.output and len(again.output.strip().splitlines()) == 1
 
 
+def test_the_bundled_model_exports_at_a_smaller_input_and_still_finds_faces(datasets_dir, tmp_path):
+    """`export --image-size 160`: the same weights at a 160 px input (the faster file of docs/quality.md, "Input
+    size"), checked by export against Keras at 160 px, and still finding the faces of a real labelled set."""
+    from facetracker.evaluate import evaluate_folder
+
+    runner = CliRunner()
+    out = tmp_path / "fast.tflite"
+    result = runner.invoke(app, ["export", "--model", str(bundled_model_path()), "--format", "tflite",
+                                 "--image-size", "160", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "160 px input" in result.output
+    fast = Detector.load(out)
+    assert fast.image_size == 160 and Detector.load(bundled_model_path()).image_size == 192
+    report = evaluate_folder(fast, datasets_dir / "webcam-c" / "images", datasets_dir / "webcam-c" / "labels")
+    assert report["ap50"] >= 0.9 and report["mean_iou"] >= 0.7, report["ap50"]
+    bad = runner.invoke(app, ["export", "--format", "tflite", "--image-size", "150", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1 and "multiple of 32" in bad.output
+    assert not (tmp_path / "x").exists()
+
+
 def test_default_output_names(tmp_path):
     model = tmp_path / "models" / "face.keras"
     assert default_out(model, "tflite", "none") == tmp_path / "models" / "face.tflite"
     assert default_out(model, "tflite", "int8") == tmp_path / "models" / "face-int8.tflite"
     assert default_out(model, "savedmodel", "none") == tmp_path / "models" / "face_savedmodel"
+    assert default_out(model, "tflite", "none", 160) == tmp_path / "models" / "face-160px.tflite"
     # Exports of the bundled model go to models/, never into the installed package.
     assert default_out(bundled_model_path(), "onnx", "none") == config.MODELS_DIR / "facetracker.onnx"
 

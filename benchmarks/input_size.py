@@ -1,0 +1,98 @@
+"""The fold models of a benchmarks/quality.py run at smaller inputs: how much finding faces a faster input costs.
+
+    .venv/bin/python benchmarks/input_size.py --results benchmarks/results/quality/2-folds-30-epochs-blazeface \\
+        [--sizes 192 160 128] [--save DIR]
+
+Every layer of a FaceTracker is convolutional, so the same weights run at any square input side that is a multiple
+of 32 (facetracker.model.rebuilt; `facetracker export --image-size` ships such a file). No retraining: each fold
+model is rebuilt at each size and scored on the sets its fold held out (AP@0.5 and mean IoU, as quality.py does).
+Prints one table with a column per size, and each size's means.
+
+--save DIR writes, per size, DIR/<size>px/ with the rebuilt fold-K.keras files and a copy of results.json, so the
+other fold benchmarks run on them: `benchmarks/frontal_clips.py --folds DIR/160px`, `benchmarks/group_photos.py
+--model DIR/160px/fold-1.keras ...`. Speed: `benchmarks/live_fps.py --model` on an export at that size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from quality import REPO, fmt, samples_of  # benchmarks/quality.py (puts this checkout's package on sys.path)
+
+
+def rebuilt_folds(results_dir: Path, size: int, base: Path) -> dict[str, Path]:
+    """{fold: path of its model rebuilt at `size`}, written to base/<size>px/ beside a copy of results.json."""
+    from facetracker.model import load_model, rebuilt
+
+    folds = json.loads((results_dir / "results.json").read_text())["folds"]
+    out = base / f"{size}px"
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(results_dir / "results.json", out / "results.json")
+    paths = {}
+    for k, fold in folds.items():
+        paths[k] = out / fold["model"]
+        rebuilt(load_model(results_dir / fold["model"]), size).save(paths[k])
+    return paths
+
+
+def score_sets(model_path: Path, held_out: list[str]) -> dict[str, tuple]:
+    from facetracker.evaluate import evaluate_samples
+    from facetracker.inference import Detector
+
+    detector = Detector.load(model_path)
+    scores = {}
+    for name in held_out:
+        report = evaluate_samples(detector, samples_of(name))
+        scores[name] = (report["ap50"], report["mean_iou"])
+        print(f"  {model_path.parent.name} {name}: AP@0.5 {fmt(report['ap50'])}, mean IoU {fmt(report['mean_iou'])}",
+              flush=True)
+    return scores
+
+
+def table(rows: dict[str, dict[int, tuple]], sizes: list[int], command: str) -> str:
+    lines = [f"`{command}`", "",
+             "| held-out set | " + " | ".join(f"{s} px: AP@0.5 / IoU" for s in sizes) + " |",
+             "|---|" + "---:|" * len(sizes)]
+    for name in sorted(rows):
+        lines.append(f"| {name} | " + " | ".join(f"{fmt(rows[name][s][0])} / {fmt(rows[name][s][1])}"
+                                               for s in sizes) + " |")
+    means = []
+    for s in sizes:
+        ap = [rows[n][s][0] for n in rows if rows[n][s][0] is not None]
+        iou = [rows[n][s][1] for n in rows if rows[n][s][1] is not None]
+        at_95 = sum(a >= 0.95 for a in ap)
+        means.append(f"**{fmt(statistics.mean(ap))} / {fmt(statistics.mean(iou))}** ({at_95} of {len(ap)} sets "
+                     f">= 0.95)")
+    lines.append(f"| mean of {len(rows)} sets | " + " | ".join(means) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, required=True, help="a benchmarks/quality.py results folder")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[192, 160, 128])
+    parser.add_argument("--save", type=Path, help="keep the rebuilt fold models in DIR/<size>px/")
+    args = parser.parse_args()
+    if not (args.results / "results.json").is_file():
+        sys.exit(f"error: no results.json in {args.results}: pass the --results folder of a benchmarks/quality.py run")
+    if bad := [s for s in args.sizes if s < 32 or s % 32]:
+        sys.exit(f"error: --sizes {bad}: every size must be a positive multiple of 32")
+    folds = json.loads((args.results / "results.json").read_text())["folds"]
+    rows: dict[str, dict[int, tuple]] = {}
+    with tempfile.TemporaryDirectory(prefix="facetracker-input-size-") as tmp:
+        for size in args.sizes:
+            for k, path in rebuilt_folds(args.results, size, args.save or Path(tmp)).items():
+                for name, figures in score_sets(path, folds[k]["held_out"]).items():
+                    rows.setdefault(name, {})[size] = figures
+    command = "python benchmarks/input_size.py " + " ".join(sys.argv[1:])
+    print(table(rows, args.sizes, command))
+
+
+if __name__ == "__main__":
+    main()
