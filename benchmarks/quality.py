@@ -262,6 +262,18 @@ def load_results(path: Path, protocol: dict) -> dict:
     return results
 
 
+def reevaluate_at_threshold(results: dict, run_dir: Path, threshold: float) -> None:
+    """Recall and the FP rate depend on the threshold, the trained models do not: folds finished at another
+    threshold are scored again with their saved models (their training minutes kept)."""
+    if results["protocol"].get("threshold", threshold) == threshold:
+        return
+    for k, fold in sorted(results["folds"].items()):
+        print(f"fold {k}: done earlier at threshold {results['protocol']['threshold']}, evaluating again at "
+              f"{threshold}", flush=True)
+        fold["sets"] = evaluate_fold(run_dir / fold["model"], fold["held_out"], run_dir / f"fold-{k}", threshold)
+    results["protocol"]["threshold"] = threshold
+
+
 def save_results(path: Path, results: dict) -> None:
     from facetracker.files import write_json_atomic
 
@@ -417,6 +429,7 @@ def main() -> None:
                            "backbone": args.backbone, "image_size": config.IMAGE_SIZE[config.DEFAULT_BACKBONE]}}
     results_path = run_dir / "results.json"
     results = load_results(results_path, protocol)
+    reevaluate_at_threshold(results, run_dir, args.threshold)
     try:
         blaze = blazeface_results(args.sets, args.threshold)  # first: minutes, where a fold takes most of an hour
         results["blazeface"] = blaze
