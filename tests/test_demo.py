@@ -132,9 +132,9 @@ def test_demo_runs_end_to_end_and_writes_a_playable_video(demo_run):
 
 def test_demo_holds_both_faces_and_no_id_switches(demo_run):
     """A regression check of the shipped model on a person it never saw, twice in the frame. Inference is
-    deterministic, so this does not flake. The bundled model holds the astronaut in 100 of 100 frames and her
-    smaller pasted copy in 66 (scores 0-0.15 while it overlaps her suit and near the bottom edge; the previous
-    bundle: 95; docs/quality.md, "The bundled model"). The bars leave room for other CPUs' float rounding, while
-    a broken preprocessing, export or tracker lands far below."""
+    deterministic, so this does not flake. The bundled model (the blazeface backbone) holds the astronaut and her
+    smaller pasted copy in 99 of 100 frames each (the compact bundle before it: 100 and 66; docs/quality.md, "The
+    bundled model"). The bars leave room for other CPUs' float rounding, while a broken preprocessing, export or
+    tracker lands far below."""
     _, stats, _ = demo_run
-    check_both_held_without_id_switch(stats, min_held=(0.95, 0.6))
+    check_both_held_without_id_switch(stats, min_held=(0.95, 0.9))
