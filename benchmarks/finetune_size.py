@@ -1,0 +1,72 @@
+"""Fold models moved to a smaller input by a short fine-tune at that size: does it win back what rebuilding alone
+loses (benchmarks/input_size.py)?
+
+    .venv/bin/python benchmarks/finetune_size.py --results benchmarks/results/quality/2-folds-30-epochs-blazeface \\
+        --size 160 --epochs 6 --out DIR
+
+Each fold model is rebuilt at --size (facetracker.model.rebuilt) and trained on its own fold's training sets with
+the recipe's data (facetracker.recipe: the same views, mosaics and background swaps) for --epochs passes, at a peak
+learning rate of --lr, then saved as DIR/fold-K.keras beside a copy of results.json, so the fold benchmarks run on
+it: `benchmarks/input_size.py --results DIR --sizes 160`, `benchmarks/frontal_clips.py --folds DIR`,
+`benchmarks/group_photos.py --model DIR/fold-1.keras ...`, `benchmarks/tracking_quality.py --model ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from quality import DATASETS  # benchmarks/quality.py (puts this checkout's package on sys.path)
+
+
+def finetune_fold(model_path: Path, train_sets: list[str], size: int, epochs: int, lr: float, out: Path) -> None:
+    import keras
+
+    from facetracker import config
+    from facetracker.data import photo_dataset
+    from facetracker.model import load_model, rebuilt
+    from facetracker.recipe import recipe_photos
+    from facetracker.train import learning_rate_schedule, save_inference_model
+
+    keras.utils.set_random_seed(config.SPLIT_SEED)
+    photos = recipe_photos([DATASETS / name for name in train_sets])
+    steps = max(1, len(photos) // config.RECIPE_BATCH_SIZE)
+    dataset = photo_dataset(photos, size, config.RECIPE_BATCH_SIZE, seed=config.SPLIT_SEED,
+                            swap_share=config.BACKGROUND_SWAP_SHARE, pattern_share=config.BACKGROUND_PATTERN_SHARE)
+    model = rebuilt(load_model(model_path), size)
+    model.compile(keras.optimizers.Adam(learning_rate_schedule(lr, epochs, steps)))
+    model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2)
+    save_inference_model(model, out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, required=True, help="a benchmarks/quality.py results folder")
+    parser.add_argument("--size", type=int, default=160)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (the recipe's is 1e-3)")
+    parser.add_argument("--fold", action="append", help="only this fold (repeatable)")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    if not (args.results / "results.json").is_file():
+        sys.exit(f"error: no results.json in {args.results}: pass the --results folder of a benchmarks/quality.py run")
+    if args.size < 32 or args.size % 32:
+        sys.exit(f"error: --size {args.size} must be a positive multiple of 32")
+    args.out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(args.results / "results.json", args.out / "results.json")
+    folds = json.loads((args.results / "results.json").read_text())["folds"]
+    for k, fold in sorted(folds.items()):
+        if args.fold and k not in args.fold:
+            continue
+        started = time.monotonic()
+        finetune_fold(args.results / fold["model"], fold["trained_on"], args.size, args.epochs, args.lr,
+                      args.out / fold["model"])
+        print(f"fold {k}: {args.out / fold['model']} in {(time.monotonic() - started) / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()
