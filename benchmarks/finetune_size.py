@@ -22,25 +22,15 @@ from pathlib import Path
 
 from quality import DATASETS  # benchmarks/quality.py (puts this checkout's package on sys.path)
 
+from facetracker.errors import FacetrackerError  # noqa: E402
+from facetracker.export import check_image_size  # noqa: E402
+
 
 def finetune_fold(model_path: Path, train_sets: list[str], size: int, epochs: int, lr: float, out: Path) -> None:
-    import keras
+    from facetracker.recipe import RecipeOptions, train_on_sets
 
-    from facetracker import config
-    from facetracker.data import photo_dataset
-    from facetracker.model import load_model, rebuilt
-    from facetracker.recipe import recipe_photos
-    from facetracker.train import learning_rate_schedule, save_inference_model
-
-    keras.utils.set_random_seed(config.SPLIT_SEED)
-    photos = recipe_photos([DATASETS / name for name in train_sets])
-    steps = max(1, len(photos) // config.RECIPE_BATCH_SIZE)
-    dataset = photo_dataset(photos, size, config.RECIPE_BATCH_SIZE, seed=config.SPLIT_SEED,
-                            swap_share=config.BACKGROUND_SWAP_SHARE, pattern_share=config.BACKGROUND_PATTERN_SHARE)
-    model = rebuilt(load_model(model_path), size)
-    model.compile(keras.optimizers.Adam(learning_rate_schedule(lr, epochs, steps)))
-    model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2)
-    save_inference_model(model, out)
+    train_on_sets([DATASETS / name for name in train_sets],
+                  RecipeOptions(out=out, epochs=epochs, image_size=size, lr=lr, start=model_path))
 
 
 def main() -> None:
@@ -54,8 +44,10 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.results / "results.json").is_file():
         sys.exit(f"error: no results.json in {args.results}: pass the --results folder of a benchmarks/quality.py run")
-    if args.size < 32 or args.size % 32:
-        sys.exit(f"error: --size {args.size} must be a positive multiple of 32")
+    try:
+        check_image_size(args.size)
+    except FacetrackerError as error:
+        sys.exit(f"error: {error}")
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.results / "results.json", args.out / "results.json")
     folds = json.loads((args.results / "results.json").read_text())["folds"]

@@ -23,14 +23,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from quality import REPO, fmt, samples_of  # benchmarks/quality.py (puts this checkout's package on sys.path)
+from quality import fmt, samples_of  # benchmarks/quality.py (puts this checkout's package on sys.path)
+
+from facetracker.errors import FacetrackerError  # noqa: E402
+from facetracker.export import check_image_size  # noqa: E402
 
 
-def rebuilt_folds(results_dir: Path, size: int, base: Path) -> dict[str, Path]:
+def rebuilt_folds(results_dir: Path, folds: dict, size: int, base: Path) -> dict[str, Path]:
     """{fold: path of its model rebuilt at `size`}, written to base/<size>px/ beside a copy of results.json."""
     from facetracker.model import load_model, rebuilt
 
-    folds = json.loads((results_dir / "results.json").read_text())["folds"]
     out = base / f"{size}px"
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(results_dir / "results.json", out / "results.json")
@@ -81,13 +83,16 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.results / "results.json").is_file():
         sys.exit(f"error: no results.json in {args.results}: pass the --results folder of a benchmarks/quality.py run")
-    if bad := [s for s in args.sizes if s < 32 or s % 32]:
-        sys.exit(f"error: --sizes {bad}: every size must be a positive multiple of 32")
+    try:
+        for size in args.sizes:
+            check_image_size(size)
+    except FacetrackerError as error:
+        sys.exit(f"error: {error}")
     folds = json.loads((args.results / "results.json").read_text())["folds"]
     rows: dict[str, dict[int, tuple]] = {}
     with tempfile.TemporaryDirectory(prefix="facetracker-input-size-") as tmp:
         for size in args.sizes:
-            for k, path in rebuilt_folds(args.results, size, args.save or Path(tmp)).items():
+            for k, path in rebuilt_folds(args.results, folds, size, args.save or Path(tmp)).items():
                 for name, figures in score_sets(path, folds[k]["held_out"]).items():
                     rows.setdefault(name, {})[size] = figures
     command = "python benchmarks/input_size.py " + " ".join(sys.argv[1:])

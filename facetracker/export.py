@@ -72,8 +72,8 @@ def default_out(model_path: Path, fmt: str, quantize: str, image_size: int | Non
 def check_image_size(image_size: int | None) -> None:
     """Before loading anything: the grid needs a side that halves evenly down to the stride-32 map."""
     if image_size is not None and (image_size < 32 or image_size % 32):
-        raise FacetrackerError(f"--image-size {image_size} is not a positive multiple of 32", None,
-                               "use --image-size 128, 160, 192, 224, ...")
+        raise FacetrackerError(f"image size {image_size} is not a positive multiple of 32", None,
+                               "use a side of 128, 160, 192, 224, ...")
 
 
 def check_format(fmt: str, quantize: str) -> None:

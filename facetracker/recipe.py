@@ -34,6 +34,7 @@ class RecipeOptions:
     background_pattern: float = config.BACKGROUND_PATTERN_SHARE  # share of those onto a made-up busy pattern
     log: Path | None = None  # one JSON line per epoch, for long runs in the background
     backbone: str = config.RECIPE_BACKBONE  # compact (from scratch) or blazeface (from BlazeFace's weights)
+    start: Path | None = None  # a FaceTracker .keras to go on from (rebuilt at image_size), instead of new weights
 
 
 def add_recipe_arguments(parser) -> None:
@@ -93,9 +94,11 @@ def recipe_photos(set_dirs: list[Path], negative_repeat: int = config.RECIPE_NEG
 
 def build_recipe_model(opts: RecipeOptions):
     """The recipe's untrained FaceTracker: the compact network from scratch (per-image standardisation), or the
-    blazeface backbone starting from BlazeFace's own weights (its [-1, 1] pixels)."""
-    from facetracker.model import BLAZEFACE_WEIGHTS, build_model
+    blazeface backbone starting from BlazeFace's own weights (its [-1, 1] pixels); or opts.start's trained one."""
+    from facetracker.model import BLAZEFACE_WEIGHTS, build_model, load_model, rebuilt
 
+    if opts.start is not None:
+        return rebuilt(load_model(opts.start), opts.image_size)
     if opts.backbone == "blazeface":
         return build_model("blazeface", image_size=opts.image_size, weights=BLAZEFACE_WEIGHTS, preprocessing="tf")
     return build_model(opts.backbone, image_size=opts.image_size, weights=None, preprocessing="standardize")

@@ -380,3 +380,25 @@ def test_the_recipe_trains_the_blazeface_backbone_from_blazefaces_weights(tmp_pa
     assert (loaded.backbone_name, loaded.preprocessing, loaded.image_size) == ("blazeface", "tf", opts.image_size)
     result = export_model(opts.out, "tflite", data=small / "images", out=tmp_path / "model.tflite")
     assert result.path.is_file() and result.score_diff < 1e-3
+
+
+def test_the_recipe_goes_on_from_a_trained_model_at_another_input_size(tmp_path, dataset_copy):
+    # RecipeOptions.start (benchmarks/finetune_size.py): real recipe steps from the bundled model's weights rebuilt
+    # at 160 px; the saved model keeps its network and preprocessing, at the new size, with trained weights.
+    from facetracker.inference import bundled_model_path
+    from facetracker.model import load_model
+    from facetracker.recipe import RecipeOptions, build_recipe_model, train_on_sets
+
+    small = dataset_copy("webcam-v", limit=16)
+    bundled = load_model(bundled_model_path())
+    opts = RecipeOptions(out=tmp_path / "model.keras", epochs=1, batch_size=8, image_size=160, lr=1e-4,
+                         start=bundled_model_path())
+    start = build_recipe_model(opts)
+    assert (start.image_size, start.backbone_name, start.preprocessing) == (160, bundled.backbone_name,
+                                                                            bundled.preprocessing)
+    for a, b in zip(start.get_weights(), bundled.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    train_on_sets([small], opts)
+    loaded = load_model(opts.out)
+    assert (loaded.image_size, loaded.backbone_name) == (160, bundled.backbone_name)
+    assert any(not np.array_equal(a, b) for a, b in zip(loaded.get_weights(), bundled.get_weights()))
