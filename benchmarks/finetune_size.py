@@ -9,6 +9,9 @@ the recipe's data (facetracker.recipe: the same views, mosaics and background sw
 learning rate of --lr, then saved as DIR/fold-K.keras beside a copy of results.json, so the fold benchmarks run on
 it: `benchmarks/input_size.py --results DIR --sizes 160`, `benchmarks/frontal_clips.py --folds DIR`,
 `benchmarks/group_photos.py --model DIR/fold-1.keras ...`, `benchmarks/tracking_quality.py --model ...`.
+
+`--backbone blazeface-lite --size 192` makes each fold model lite instead (the recipe's second stage: a cheap stem
+taught the old one's features, then --epochs of the recipe; docs/quality.md, "A cheaper stem").
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from facetracker.errors import FacetrackerError  # noqa: E402
 from facetracker.export import check_image_size  # noqa: E402
 
 
-def finetune_fold(model_path: Path, train_sets: list[str], size: int, epochs: int, lr: float, out: Path) -> None:
+def finetune_fold(model_path: Path, train_sets: list[str], size: int, epochs: int, lr: float, out: Path,
+                  backbone: str) -> None:
     from facetracker.recipe import RecipeOptions, train_on_sets
 
     train_on_sets([DATASETS / name for name in train_sets],
-                  RecipeOptions(out=out, epochs=epochs, image_size=size, lr=lr, start=model_path))
+                  RecipeOptions(out=out, epochs=epochs, image_size=size, lr=lr, start=model_path, backbone=backbone,
+                                log=out.with_suffix(".log.jsonl")))
 
 
 def main() -> None:
@@ -39,6 +44,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (the recipe's is 1e-3)")
+    parser.add_argument("--backbone", choices=("blazeface", "blazeface-lite"), default="blazeface",
+                        help="blazeface-lite: make the fold models lite (a new stem taught the old one's features, "
+                             "facetracker.recipe.distill_stem) before the fine-tune")
     parser.add_argument("--fold", action="append", help="only this fold (repeatable)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -56,7 +64,7 @@ def main() -> None:
             continue
         started = time.monotonic()
         finetune_fold(args.results / fold["model"], fold["trained_on"], args.size, args.epochs, args.lr,
-                      args.out / fold["model"])
+                      args.out / fold["model"], args.backbone)
         print(f"fold {k}: {args.out / fold['model']} in {(time.monotonic() - started) / 60:.1f} min", flush=True)
 
 

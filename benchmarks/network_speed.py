@@ -1,7 +1,8 @@
-"""TFLite time of the FaceTracker network itself: the compact network all-dense (the bundled one), depthwise-separable
-(config.SEPARABLE) and the blazeface backbone (BlazeFace's feature extractor).
+"""TFLite time of the FaceTracker network itself: the compact network all-dense (bundled until 2026-11-25),
+depthwise-separable (config.SEPARABLE), the blazeface backbone (BlazeFace's feature extractor) and blazeface-lite (the
+same with a cheap stem).
 
-    .venv/bin/python benchmarks/network_speed.py [--rounds 4] [--calls 10] [--networks dense separable blazeface]
+    .venv/bin/python benchmarks/network_speed.py [--rounds 4] [--calls 10] [--networks dense separable blazeface ...]
 
 The networks are built with random weights (the time does not depend on them), exported to TFLite by
 facetracker.export, and run by the TFLite runtime `live` uses, with 1 and 2 threads, on 20 real webcam frames
@@ -28,9 +29,10 @@ from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/sh
 
 
 NETWORKS = {  # name -> (build_model options, table label)
-    "dense": (dict(preprocessing="standardize", separable=False), "compact, all-dense (the bundled network)"),
+    "dense": (dict(preprocessing="standardize", separable=False), "compact, all-dense (the bundled network until 2026-11-25)"),
     "separable": (dict(preprocessing="standardize", separable=True), "compact, depthwise-separable (SEPARABLE = True)"),
     "blazeface": (dict(backbone="blazeface"), "blazeface backbone (BlazeFace's extractor + the same neck and head)"),
+    "blazeface-lite": (dict(backbone="blazeface-lite"), "blazeface-lite (the same from stride 4 on, a cheap stem)"),
 }
 
 

@@ -3,7 +3,11 @@
     .venv/bin/python benchmarks/train_bundle.py [--epochs 60] [--datasets DIR] [--out DIR]
                                                 [--negative-repeat N] [--background-swap SHARE]
                                                 [--background-pattern SHARE] [--seed S]
+                                                [--backbone B] [--start BLAZEFACE.keras]
 
+With --backbone blazeface-lite (not the shipped recipe; docs/quality.md, "A cheaper stem") it trains a blazeface model
+for --epochs (DIR/facetracker-blazeface.keras), then makes the lite one from it; --start takes an already trained
+blazeface model instead of that first stage.
 --datasets defaults to $FACETRACKER_DATASETS, else ../shared/datasets beside the repository.
 Writes DIR/facetracker.keras and its TFLite export DIR/facetracker.tflite (checked against Keras by
 `facetracker export`), plus DIR/facetracker.log.jsonl with one line per epoch. DIR defaults to
@@ -45,8 +49,14 @@ def main() -> None:
                         help="the labelme sets to train on (default: $FACETRACKER_DATASETS or ../shared/datasets)")
     parser.add_argument("--epochs", type=int, default=config.RECIPE_EPOCHS)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bundle")
+    parser.add_argument("--start", type=Path, help="with --backbone blazeface-lite: a trained blazeface FaceTracker to "
+                                                    "make the lite model from, instead of training one first")
     add_recipe_arguments(parser)
     args = parser.parse_args()
+    if args.start is not None and args.backbone != "blazeface-lite":
+        sys.exit("error: --start is for --backbone blazeface-lite (the model its stem is taught from); drop it")
+    if args.start is not None and not args.start.is_file():
+        sys.exit(f"error: no model file at {args.start}: pass a trained blazeface FaceTracker .keras to --start")
     if problem := recipe_option_problem(args.negative_repeat, args.background_swap, args.background_pattern):
         sys.exit(f"error: {problem}")
 
@@ -55,8 +65,10 @@ def main() -> None:
     model_path, log = args.out / "facetracker.keras", args.out / "facetracker.log.jsonl"
     log.unlink(missing_ok=True)
     started = time.monotonic()
-    print(f"training on {len(sets)} sets for {args.epochs} epochs; progress in {log}", flush=True)
-    train_on_sets(sets, RecipeOptions(out=model_path, epochs=args.epochs, log=log,
+    epochs = config.LITE_EPOCHS if args.start else args.epochs
+    print(f"training on {len(sets)} sets for {epochs} epochs{' from ' + str(args.start) if args.start else ''}; "
+          f"progress in {log}", flush=True)
+    train_on_sets(sets, RecipeOptions(out=model_path, epochs=epochs, log=log, start=args.start,
                                       negative_repeat=args.negative_repeat, seed=args.seed,
                                       background_swap=args.background_swap,
                                       background_pattern=args.background_pattern, backbone=args.backbone))

@@ -275,7 +275,8 @@ def train(
                                 "backbone from MediaPipe BlazeFace's weights) | PATH to a FaceTracker .keras file "
                                 "(fine-tuned) or a keras.applications weights file."),
     backbone: Optional[str] = typer.Option(None, help="compact (default, designed for CPUs) | blazeface | "
-                                           "mobilenetv2 | vgg16; a FaceTracker start keeps its own."),
+                                           "blazeface-lite | mobilenetv2 | vgg16; a FaceTracker start keeps its "
+                                           "own."),
     image_size: Optional[int] = typer.Option(None, min=32, help="Square input side, a multiple of 32 (default: 192; "
                                              "a FaceTracker start keeps its own)."),
     alpha: Optional[float] = typer.Option(None, help=f"MobileNet width multiplier (default {config.ALPHA})."),

@@ -122,7 +122,14 @@ RECIPE_BATCH_SIZE = 16
 # than the compact network from scratch (mean AP@0.5 0.936 against 0.863-0.875 over 23 held-out sets) at about 2.5x
 # its inference time (docs/quality.md, "The blazeface backbone").
 RECIPE_BACKBONE = "blazeface"
-RECIPE_LR = {"compact": LEARNING_RATE["scratch"], "blazeface": 1e-3}  # peak learning rate: from scratch, and from BlazeFace's weights
+# peak learning rate: from scratch, from BlazeFace's weights, and blazeface-lite going on from a trained blazeface model
+RECIPE_LR = {"compact": LEARNING_RATE["scratch"], "blazeface": 1e-3, "blazeface-lite": 1e-3}
+# blazeface-lite is made from a trained blazeface FaceTracker: its new stem is first taught the old stem's features
+# (recipe.distill_stem, this many passes over the photos, at this peak learning rate), then the whole network
+# trains LITE_EPOCHS passes of the recipe at RECIPE_LR["blazeface-lite"].
+LITE_DISTILL_EPOCHS = 8
+LITE_DISTILL_LR = 2e-3
+LITE_EPOCHS = 16
 # The shared data sets whose README says some unlabelled images show a face: their unlabelled images are not
 # used as negatives by the recipe.
 SETS_WITH_MISSING_LABELS = ("webcam-n", "webcam-p")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -33,8 +33,9 @@ class RecipeOptions:
     background_swap: float = config.BACKGROUND_SWAP_SHARE  # share of views whose faces go onto another's room
     background_pattern: float = config.BACKGROUND_PATTERN_SHARE  # share of those onto a made-up busy pattern
     log: Path | None = None  # one JSON line per epoch, for long runs in the background
-    backbone: str = config.RECIPE_BACKBONE  # compact (from scratch) or blazeface (from BlazeFace's weights)
+    backbone: str = config.RECIPE_BACKBONE  # compact (from scratch), blazeface (from BlazeFace's weights), blazeface-lite
     start: Path | None = None  # a FaceTracker .keras to go on from (rebuilt at image_size), instead of new weights
+    # (backbone blazeface-lite: start is a trained blazeface model, whose stem the lite one is first taught)
 
 
 def add_recipe_arguments(parser) -> None:
@@ -105,7 +106,14 @@ def build_recipe_model(opts: RecipeOptions):
 
 
 def train_on_sets(set_dirs: list[Path], opts: RecipeOptions):
-    """Train a new FaceTracker on all photos of `set_dirs` for opts.epochs passes; save it to opts.out."""
+    """Train a new FaceTracker on all photos of `set_dirs` for opts.epochs passes; save it to opts.out.
+
+    blazeface-lite without a start trains in two stages: a blazeface model first (saved as `<out>-blazeface.keras`,
+    opts.epochs passes), then the lite one made from it (config.LITE_EPOCHS passes)."""
+    if opts.backbone == "blazeface-lite" and opts.start is None:
+        teacher = opts.out.with_name(f"{opts.out.stem}-blazeface.keras")
+        train_on_sets(set_dirs, replace(opts, backbone="blazeface", out=teacher))
+        return train_on_sets(set_dirs, replace(opts, start=teacher, epochs=config.LITE_EPOCHS, lr=None))
     from facetracker.data import photo_dataset
     from facetracker.train import learning_rate_schedule, save_inference_model
 
@@ -115,12 +123,50 @@ def train_on_sets(set_dirs: list[Path], opts: RecipeOptions):
     dataset = photo_dataset(photos, opts.image_size, opts.batch_size, seed=opts.seed, swap_share=opts.background_swap,
                             pattern_share=opts.background_pattern)
     model = build_recipe_model(opts)
+    if opts.backbone == "blazeface-lite" and model.backbone_name != "blazeface-lite":
+        from facetracker.model import lightened
+
+        teacher, model = model, lightened(model)
+        distill_stem(model, teacher, dataset, steps * config.LITE_DISTILL_EPOCHS, opts.log)
     lr = opts.lr or config.RECIPE_LR[opts.backbone]
     model.compile(keras.optimizers.Adam(learning_rate_schedule(lr, opts.epochs, steps)))
     callbacks = [EpochLog(opts.log, len(photos), opts.out)] if opts.log else []
     model.fit(dataset, epochs=opts.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0 if opts.log else "auto")
     save_inference_model(model, opts.out)
     return model
+
+
+def distill_stem(lite, teacher, dataset, steps: int, log: Path | None = None) -> float:
+    """Teach blazeface-lite's new stem to give the stride-4 features that the teacher's BlazeFace stem gives, on the
+    recipe's own views (mean squared error; nothing else trains), so the trained layers after it see what they
+    were trained on. Returns the mean loss of the last tenth of the steps."""
+    import tensorflow as tf
+
+    from facetracker.model import lite_stem_output
+    from facetracker.train import learning_rate_schedule
+
+    student = keras.Model(lite.backbone.input, lite_stem_output(lite.backbone))
+    wanted = keras.Model(teacher.backbone.input, lite_stem_output(teacher.backbone))
+    optimizer = keras.optimizers.Adam(learning_rate_schedule(config.LITE_DISTILL_LR, 1, steps))
+
+    @tf.function
+    def step(images):
+        pixels = lite.preprocess(images)
+        target = wanted(pixels, training=False)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(student(pixels, training=True) - target))
+        optimizer.apply_gradients(zip(tape.gradient(loss, student.trainable_variables), student.trainable_variables))
+        return loss
+
+    started, losses = time.monotonic(), []
+    for images, _ in dataset.take(steps):
+        losses.append(float(step(images)))
+    last = sum(losses[-max(1, steps // 10):]) / max(1, len(losses[-max(1, steps // 10):]))
+    if log:
+        with open(log, "a") as f:
+            f.write(json.dumps({"distill_steps": steps, "minutes": round((time.monotonic() - started) / 60, 2),
+                                "first_loss": round(losses[0], 4), "last_loss": round(last, 4)}) + "\n")
+    return last
 
 
 class EpochLog(keras.callbacks.Callback):

@@ -382,6 +382,30 @@ def test_the_recipe_trains_the_blazeface_backbone_from_blazefaces_weights(tmp_pa
     assert result.path.is_file() and result.score_diff < 1e-3
 
 
+def test_the_lite_recipe_trains_blazeface_then_teaches_the_lite_stem_its_features(tmp_path, dataset_copy):
+    # The two stages of the blazeface-lite recipe on a few real photos: a blazeface model trained first and saved
+    # beside the output, then the lite one made from it, whose new stem is taught the old one's stride-4 features
+    # (its loss falls) before the whole network trains; the result reloads and exports to TFLite.
+
+    from facetracker.export import export_model
+    from facetracker.model import load_model
+    from facetracker.recipe import RecipeOptions, train_on_sets
+
+    small = dataset_copy("webcam-v", limit=16)
+    opts = RecipeOptions(out=tmp_path / "lite.keras", epochs=1, batch_size=8, image_size=64,
+                         backbone="blazeface-lite", log=tmp_path / "log.jsonl")
+    train_on_sets([small], opts)
+    assert load_model(tmp_path / "lite-blazeface.keras").backbone_name == "blazeface"
+    lite = load_model(opts.out)
+    assert (lite.backbone_name, lite.image_size, lite.preprocessing) == ("blazeface-lite", 64, "tf")
+    rows = [json.loads(line) for line in opts.log.read_text().splitlines()]
+    distilled = [row for row in rows if "distill_steps" in row]
+    assert len(distilled) == 1 and distilled[0]["last_loss"] < distilled[0]["first_loss"]
+    assert sum("epoch" in row for row in rows) == 1 + config.LITE_EPOCHS
+    result = export_model(opts.out, "tflite", data=small / "images", out=tmp_path / "lite.tflite")
+    assert result.path.is_file() and result.score_diff < 1e-3
+
+
 def test_the_recipe_goes_on_from_a_trained_model_at_another_input_size(tmp_path, dataset_copy):
     # RecipeOptions.start (benchmarks/finetune_size.py): real recipe steps from the bundled model's weights rebuilt
     # at 160 px; the saved model keeps its network and preprocessing, at the new size, with trained weights.

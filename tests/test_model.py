@@ -24,7 +24,8 @@ def pixels(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("backbone,size,preprocessing", [
-    ("compact", 64, "standardize"), ("mobilenetv2", 64, "tf"), ("vgg16", 32, "caffe"), ("blazeface", 64, "tf")])
+    ("compact", 64, "standardize"), ("mobilenetv2", 64, "tf"), ("vgg16", 32, "caffe"), ("blazeface", 64, "tf"),
+    ("blazeface-lite", 64, "tf")])
 def test_every_backbone_follows_the_model_contract(backbone, size, preprocessing):
     model = build_model(backbone, image_size=size, weights=None)
     assert isinstance(model, FaceTracker)
@@ -76,6 +77,34 @@ def test_the_blazeface_backbone_refuses_weights_it_cannot_read(tmp_path):
     (tmp_path / "broken.tflite").write_text("not a model")
     with pytest.raises(FacetrackerError, match="cannot read the .tflite"):
         build_model("blazeface", image_size=64, weights=tmp_path / "broken.tflite")
+
+
+def test_blazeface_lite_keeps_blazefaces_blocks_after_its_own_stem():
+    # From BlazeFace's .tflite it loads the blocks it kept (the cheap stem is not in the file); made from a trained
+    # blazeface FaceTracker (model.lightened) it keeps every trained layer but the stem, neck and head included.
+    from facetracker.model import BLAZEFACE_WEIGHTS, LITE_PREFIX, lightened
+
+    blazeface = build_model("blazeface", image_size=64, weights=BLAZEFACE_WEIGHTS)
+    lite = build_model("blazeface-lite", image_size=64, weights=BLAZEFACE_WEIGHTS)
+    assert lite.count_params() < blazeface.count_params()
+    for name in ("depthwise_conv2d_3", "conv2d_4", "conv2d_16"):
+        np.testing.assert_array_equal(lite.backbone.get_layer(name).get_weights()[0],
+                                      blazeface.backbone.get_layer(name).get_weights()[0])
+    assert {"conv2d", "conv2d_1", "conv2d_3"}.isdisjoint(layer.name for layer in lite.backbone.layers)
+
+    blazeface.merge_bn.moving_mean.assign(np.full(blazeface.neck_channels, 0.5, "float32"))  # "trained"
+    made = lightened(blazeface)
+    assert (made.backbone_name, made.image_size, made.preprocessing) == ("blazeface-lite", 64, "tf")
+    kept = [layer for layer in made.backbone.layers if layer.weights and not layer.name.startswith(LITE_PREFIX)]
+    assert len(kept) == 2 * 14  # blocks 3-15 and the extra stride-32 one: a depthwise and a pointwise conv each
+    for layer in kept:
+        for ours, theirs in zip(layer.get_weights(), blazeface.backbone.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    for ours, theirs in zip(made.neck_and_head(), blazeface.neck_and_head()):
+        for a, b in zip(ours.get_weights(), theirs.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(FacetrackerError, match="only a blazeface model can be made lite"):
+        lightened(build_model("compact", image_size=64, weights=None))
 
 
 def test_default_backbone_is_the_small_compact_network_at_192():
