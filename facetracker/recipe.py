@@ -161,7 +161,8 @@ def distill_stem(lite, teacher, dataset, steps: int, log: Path | None = None) ->
     started, losses = time.monotonic(), []
     for images, _ in dataset.take(steps):
         losses.append(float(step(images)))
-    last = sum(losses[-max(1, steps // 10):]) / max(1, len(losses[-max(1, steps // 10):]))
+    tail = losses[-max(1, len(losses) // 10):]
+    last = sum(tail) / len(tail)
     if log:
         with open(log, "a") as f:
             f.write(json.dumps({"distill_steps": steps, "minutes": round((time.monotonic() - started) / 60, 2),
