@@ -386,7 +386,6 @@ def test_the_lite_recipe_trains_blazeface_then_teaches_the_lite_stem_its_feature
     # The two stages of the blazeface-lite recipe on a few real photos: a blazeface model trained first and saved
     # beside the output, then the lite one made from it, whose new stem is taught the old one's stride-4 features
     # (its loss falls) before the whole network trains; the result reloads and exports to TFLite.
-
     from facetracker.export import export_model
     from facetracker.model import load_model
     from facetracker.recipe import RecipeOptions, train_on_sets
