@@ -1,12 +1,14 @@
 """The fold models of a benchmarks/quality.py run at smaller inputs: how much finding faces a faster input costs.
 
     .venv/bin/python benchmarks/input_size.py --results benchmarks/results/quality/2-folds-30-epochs-blazeface \\
-        [--sizes 192 160 128] [--save DIR]
+        [--sizes 192 160 128] [--save DIR] [--fitted]
 
 Every layer of a FaceTracker is convolutional, so the same weights run at any square input side that is a multiple
 of 32 (facetracker.model.rebuilt; `facetracker export --image-size` ships such a file). No retraining: each fold
 model is rebuilt at each size and scored on the sets its fold held out (AP@0.5 and mean IoU, as quality.py does).
-Prints one table with a column per size, and each size's means.
+Prints one table with a column per size, and each size's means. --fitted adds a column for each fold model at its
+own size with its input fitted to each set's frames (facetracker.model.fitted, what `facetracker export --frame`
+ships): the same scale as the square, fewer grey bars.
 
 --save DIR writes, per size, DIR/<size>px/ with the rebuilt fold-K.keras files and a copy of results.json, so the
 other fold benchmarks run on them: `benchmarks/frontal_clips.py --folds DIR/160px`, `benchmarks/group_photos.py
@@ -43,23 +45,32 @@ def rebuilt_folds(results_dir: Path, folds: dict, size: int, base: Path) -> dict
     return paths
 
 
-def score_sets(model_path: Path, held_out: list[str]) -> dict[str, tuple]:
+def score_sets(model_path: Path, held_out: list[str], fitted: bool = False) -> dict[str, tuple]:
+    """{set: (AP@0.5, mean IoU)}; fitted: the model's input fitted to each set's most common frame size."""
+    from collections import Counter
+
     from facetracker.evaluate import evaluate_samples
     from facetracker.inference import Detector
+    from facetracker.model import fitted as fitted_to, load_model
 
     detector = Detector.load(model_path)
     scores = {}
     for name in held_out:
-        report = evaluate_samples(detector, samples_of(name))
+        samples = samples_of(name)
+        if fitted:
+            frame = Counter(sample.size for sample in samples).most_common(1)[0][0]
+            detector = Detector.from_model(fitted_to(load_model(model_path), *frame), str(model_path))
+        report = evaluate_samples(detector, samples)
         scores[name] = (report["ap50"], report["mean_iou"])
         print(f"  {model_path.parent.name} {name}: AP@0.5 {fmt(report['ap50'])}, mean IoU {fmt(report['mean_iou'])}",
               flush=True)
     return scores
 
 
-def table(rows: dict[str, dict[int, tuple]], sizes: list[int], command: str) -> str:
+def table(rows: dict[str, dict], sizes: list, command: str) -> str:
     lines = [f"`{command}`", "",
-             "| held-out set | " + " | ".join(f"{s} px: AP@0.5 / IoU" for s in sizes) + " |",
+             "| held-out set | " + " | ".join(f"{s} px: AP@0.5 / IoU" if isinstance(s, int) else f"{s}: AP@0.5 / IoU"
+                                             for s in sizes) + " |",
              "|---|" + "---:|" * len(sizes)]
     for name in sorted(rows):
         lines.append(f"| {name} | " + " | ".join(f"{fmt(rows[name][s][0])} / {fmt(rows[name][s][1])}"
@@ -80,6 +91,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, required=True, help="a benchmarks/quality.py results folder")
     parser.add_argument("--sizes", type=int, nargs="+", default=[192, 160, 128])
     parser.add_argument("--save", type=Path, help="keep the rebuilt fold models in DIR/<size>px/")
+    parser.add_argument("--fitted", action="store_true", help="also each fold model fitted to each set's frames")
     args = parser.parse_args()
     if not (args.results / "results.json").is_file():
         sys.exit(f"error: no results.json in {args.results}: pass the --results folder of a benchmarks/quality.py run")
@@ -95,8 +107,14 @@ def main() -> None:
             for k, path in rebuilt_folds(args.results, folds, size, args.save or Path(tmp)).items():
                 for name, figures in score_sets(path, folds[k]["held_out"]).items():
                     rows.setdefault(name, {})[size] = figures
+    columns = list(args.sizes)
+    if args.fitted:
+        columns.append("fitted")
+        for k, fold in folds.items():
+            for name, figures in score_sets(args.results / fold["model"], fold["held_out"], fitted=True).items():
+                rows.setdefault(name, {})["fitted"] = figures
     command = "python benchmarks/input_size.py " + " ".join(sys.argv[1:])
-    print(table(rows, args.sizes, command))
+    print(table(rows, columns, command))
 
 
 if __name__ == "__main__":

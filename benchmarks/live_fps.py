@@ -51,14 +51,16 @@ from shared_data import require_datasets  # noqa: E402  (benchmarks/shared_data.
 SIZE = (640, 480)
 WARMUP = 10
 SLOW_FRAMES = {"vgg16-predict": 60, "haar": 100}  # seconds per run stay reasonable; FPS is a rate anyway
-CONFIGS = ("decode", "keras", "tflite", "tflite-record", "tflite-1thread", "onnx", "vgg16-predict", "haar")
+CONFIGS = ("decode", "keras", "tflite", "tflite-fitted", "tflite-record", "tflite-1thread", "onnx", "vgg16-predict",
+           "haar")
 LABELS = {"decode": "decode only (cv2.VideoCapture.read)", "keras": "default model, .keras via tf.function",
           "tflite": "default model, .tflite (TFLite interpreter)",
+          "tflite-fitted": "default model, .tflite fitted to the frames (`export --frame`; what `live` runs)",
           "tflite-record": "default model, .tflite, --record out.mp4",
           "tflite-1thread": "default model, .tflite, one inference thread",
           "onnx": "default model, .onnx (onnxruntime)",
           "vgg16-predict": "notebook VGG16 120 px, model.predict per frame", "haar": "OpenCV Haar cascade"}
-MODEL_CONFIGS = ("keras", "tflite", "tflite-record", "tflite-1thread", "onnx")
+MODEL_CONFIGS = ("keras", "tflite", "tflite-fitted", "tflite-record", "tflite-1thread", "onnx")
 TFLITE_CONFIGS = ("tflite", "tflite-record", "tflite-1thread")  # all run the same exported .tflite file
 
 
@@ -106,13 +108,16 @@ def worker(config: str, video: Path, model: Path | None, frames: int, truth: boo
     return json.loads(lines[-1])
 
 
-def export(model: Path, folder: Path) -> dict[str, Path]:
-    """The .tflite and .onnx files of `model`, written by facetracker.export in a subprocess."""
+def export(model: Path, folder: Path, frame: tuple[int, int]) -> dict[str, Path]:
+    """The .tflite and .onnx files of `model`, and its .tflite fitted to `frame` (what `live` runs for the bundled
+    model), written by facetracker.export in a subprocess."""
     code = ("import sys, json; from pathlib import Path; from facetracker.export import export_model\n"
-            "out = {f: str(export_model(Path(sys.argv[1]), f, out=Path(sys.argv[2]) / ('model.' + f)).path)"
-            " for f in ('tflite', 'onnx')}\nprint(json.dumps(out))")
-    done = subprocess.run([sys.executable, "-c", code, str(model), str(folder)], capture_output=True, text=True,
-                          cwd=REPO)
+            "model, folder, frame = Path(sys.argv[1]), Path(sys.argv[2]), (int(sys.argv[3]), int(sys.argv[4]))\n"
+            "out = {f: str(export_model(model, f, out=folder / ('model.' + f)).path) for f in ('tflite', 'onnx')}\n"
+            "out['tflite-fitted'] = str(export_model(model, 'tflite', out=folder / 'fitted.tflite', frame=frame).path)\n"
+            "print(json.dumps(out))")
+    done = subprocess.run([sys.executable, "-c", code, str(model), str(folder), *map(str, frame)],
+                          capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
         sys.exit(f"export failed: {done.stderr.strip().splitlines()[-1]}")
     return {k: Path(v) for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
@@ -200,7 +205,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="live-fps-") as tmp:
         video = build_video(Path(tmp) / "two-people.mp4", args.frames, size)
         configs = args.only or CONFIGS
-        exported = export(model, Path(tmp)) if {*TFLITE_CONFIGS, "onnx"} & set(configs) else {}
+        exported = export(model, Path(tmp), size) if (set(MODEL_CONFIGS) - {"keras"}) & set(configs) else {}
         models = {"keras": model, **{name: exported.get("tflite") for name in TFLITE_CONFIGS}, **exported}
         rounds = []
         for _ in range(max(1, args.rounds)):
@@ -236,7 +241,7 @@ def run_worker(config: str, video: Path, model: Path | None, frames: int, truth:
                   "tracks_seen": stats.tracks_seen}
         if record is not None:
             result["recorded_frames"] = stats.recorded_frames
-        if config in ("keras", "tflite", "onnx"):
+        if config in ("keras", "tflite", "tflite-fitted", "onnx"):
             result["profile"] = profile_stages(detector, video, min(frames, 200), truth)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
     return {"config": config, **result, "maxrss_mb": peak_kb / 1024}
@@ -358,7 +363,7 @@ def profile_stages(detector, video: Path, frames: int, truth: bool = False) -> d
     tracker = Tracker()
     replay = json.loads(video.with_suffix(".truth.json").read_text()) if truth else None
     totals = dict.fromkeys(("decode", "preprocess", "invoke", "detections", "track", "draw", "encode"), 0.0)
-    inputs = np.empty((1, detector.image_size, detector.image_size, 3), np.float32)
+    inputs = np.empty((1, detector.input_size[1], detector.input_size[0], 3), np.float32)
     prepare = detector.preparer()
     writer = None
     count = 0

@@ -3,6 +3,7 @@ depthwise-separable (config.SEPARABLE), the blazeface backbone (BlazeFace's feat
 same with a cheap stem).
 
     .venv/bin/python benchmarks/network_speed.py [--rounds 4] [--calls 10] [--networks dense separable blazeface ...]
+                                                 [--frames square 640x480 1280x720]
 
 The networks are built with random weights (the time does not depend on them), exported to TFLite by
 facetracker.export, and run by the TFLite runtime `live` uses, with 1 and 2 threads, on 20 real webcam frames
@@ -27,6 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 
+from facetracker.boxes import fitted_input  # noqa: E402
+
 
 NETWORKS = {  # name -> (build_model options, table label)
     "dense": (dict(preprocessing="standardize", separable=False), "compact, all-dense (the bundled network until 2026-11-25)"),
@@ -36,24 +39,27 @@ NETWORKS = {  # name -> (build_model options, table label)
 }
 
 
-def export_network(name: str, folder: Path) -> tuple[Path, int]:
+def export_network(name: str, folder: Path, frame: tuple[int, int] | None = None) -> tuple[Path, int]:
+    """The network as a .tflite file (its square input, or fitted to frames of `frame` = (width, height))."""
     from facetracker.export import export_model
     from facetracker.model import build_model
 
     model = build_model(weights=None, **NETWORKS[name][0])
     path = folder / f"{name}.keras"
     model.save(path)
-    return export_model(path, "tflite", out=path.with_suffix(".tflite")).path, model.count_params()
+    out = folder / (f"{name}.tflite" if frame is None else f"{name}-{frame[0]}x{frame[1]}.tflite")
+    return export_model(path, "tflite", out=out, frame=frame, force=True).path, model.count_params()
 
 
-def real_inputs(side: int, count: int = 20):
+def real_inputs(input_size, count: int = 20):
+    """Real 640x480 webcam frames letterboxed into an input of `input_size` (a square side or (width, height))."""
     import cv2
     import numpy as np
 
     from facetracker.inference import FramePreparer
 
     images = sorted((DATASETS / "webcam-a" / "images").glob("*.jpg"))[:count]
-    prepare = FramePreparer(side)
+    prepare = FramePreparer(input_size)
     return [prepare(cv2.imread(str(p)))[0].astype(np.float32)[None] for p in images]
 
 
@@ -83,23 +89,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--calls", type=int, default=10, help="passes over the 20 frames per round")
     parser.add_argument("--networks", nargs="+", choices=tuple(NETWORKS), default=list(NETWORKS))
+    parser.add_argument("--frames", nargs="+", default=["square"],
+                        help="square (192 x 192) and/or WIDTHxHEIGHT: the input fitted to such frames, as `live` "
+                             "runs it (facetracker.model.fitted)")
     args = parser.parse_args()
     require_datasets("webcam-a")
+    from facetracker.export import parse_frame_size
+
+    frames = {text: None if text == "square" else parse_frame_size(text) for text in args.frames}
     with tempfile.TemporaryDirectory(prefix="network-speed-") as tmp:
-        networks = {name: export_network(name, Path(tmp)) for name in args.networks}
-        inputs = real_inputs(192)
-        times = {(n, t): [] for n in networks for t in (1, 2)}
+        networks = {(name, text): export_network(name, Path(tmp), frame)
+                    for name in args.networks for text, frame in frames.items()}
+        inputs = {text: real_inputs(192 if frame is None else fitted_input(*frame, 192))
+                  for text, frame in frames.items()}
+        times = {(key, t): [] for key in networks for t in (1, 2)}
         for _ in range(args.rounds):
-            for name, (path, _) in networks.items():
+            for key, (path, _) in networks.items():
                 for threads in (1, 2):
-                    times[name, threads].append(ms_per_call(path, threads, inputs, args.calls))
+                    times[key, threads].append(ms_per_call(path, threads, inputs[key[1]], args.calls))
     print(f"`.venv/bin/python benchmarks/network_speed.py --rounds {args.rounds} --calls {args.calls} "
-          f"--networks {' '.join(args.networks)}`, load average {os.getloadavg()[0]:.2f} after\n")
-    print("| network | parameters | TFLite ms per frame, 1 thread | 2 threads |")
-    print("|---|---:|---:|---:|")
-    for name, (_, params) in networks.items():
-        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" for v in (times[name, 1], times[name, 2])]
-        print(f"| {NETWORKS[name][1]} | {params:,} | {cells[0]} | {cells[1]} |")
+          f"--networks {' '.join(args.networks)} --frames {' '.join(args.frames)}`, load average "
+          f"{os.getloadavg()[0]:.2f} after\n")
+    print("| network | input | parameters | TFLite ms per frame, 1 thread | 2 threads |")
+    print("|---|---|---:|---:|---:|")
+    for (name, text), (_, params) in networks.items():
+        size = "192 x 192" if frames[text] is None else "{} x {} ({} frames)".format(*fitted_input(*frames[text], 192),
+                                                                                    text)
+        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})"
+                 for v in (times[(name, text), 1], times[(name, text), 2])]
+        print(f"| {NETWORKS[name][1]} | {size} | {params:,} | {cells[0]} | {cells[1]} |")
     print("\nmedian of the rounds (lowest-highest)")
 
 

@@ -1,7 +1,7 @@
 """Tracking quality on real people: id switches, fragmentation and MOTA (py-motmetrics) against composed ground truth.
 
     .venv/bin/python benchmarks/tracking_quality.py [--model PATH] [--detections model|truth] [--frames 300]
-                                                    [--seeds 5] [--json]
+                                                    [--seeds 5] [--square] [--json]
 
 Composes clips of two real people of ../shared/datasets (their faces cut from their labelme photos with their
 labelled boxes, six photos each shown in turn, so pose and expression change) moving over a real face-free frame
@@ -12,7 +12,8 @@ reader thread, detector, tracker, drawing) and the shown tracks of every frame a
 the composed truth: a face counts as ground truth while at least half of it shows (inside the frame, not covered by
 the other face); a track matches it at IoU >= 0.5.
 
---detections model (default): the detector is the model (--model, default: the bundled one).
+--detections model (default): the detector is the model (--model, default: the bundled one), its input fitted to
+  each clip's frames as `live` fits it (facetracker.live.load_detector); --square runs its square input instead.
 --detections truth: no model; the detector replays the true boxes moved by noise, with misses and false
   positives (facetracker.demo.detections_from_truth), one run per seed: this measures the tracker alone.
 
@@ -168,6 +169,8 @@ def main() -> None:
     parser.add_argument("--people", default=",".join(PEOPLE), help="the two shared sets whose person walks")
     parser.add_argument("--background", default=BACKGROUND, help="the shared set whose face-free frame is the room")
     parser.add_argument("--no-blazeface", action="store_true", help="skip MediaPipe BlazeFace on the same frames")
+    parser.add_argument("--square", action="store_true",
+                        help="run the model's square input, not the one `live` fits to the frames")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON lines too")
     args = parser.parse_args()
     people = tuple(args.people.split(","))
@@ -178,17 +181,15 @@ def main() -> None:
         sys.exit(f"error: need two --people (comma-separated data sets), got {args.people!r}")
     require_datasets(*people, args.background)
 
-    detector, what = None, "ground truth + noise (no model)"
+    what = "ground truth + noise (no model)"
     if args.detections == "model":
-        from facetracker.inference import Detector
-
-        path = args.model or bundled()
-        detector, what = Detector.load(path), f"model {path}"
+        what = f"model {args.model or 'bundled'}" + (" (square input)" if args.square else " (fitted to the frames)")
     load_before = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="tracking-quality-") as tmp:
         for size in SIZES:
             clip, truth = compose(Path(tmp), size, args.frames, people, args.background)
+            detector = model_detector(args.model, size, args.square) if args.detections == "model" else None
             if detector is not None:
                 results = [run(clip, truth, detector, args.threshold)]
                 if not args.no_blazeface:
@@ -206,10 +207,13 @@ def main() -> None:
     print(report(rows, what, (load_before, os.getloadavg()[0]), args))
 
 
-def bundled() -> Path:
-    from facetracker.inference import bundled_model_path
+def model_detector(model: Path | None, size: tuple[int, int], square: bool):
+    """What `live` runs on frames of this size (live.load_detector: the bundled file fitted to them, a .keras
+    model fitted in memory), or with `square` the model's square input."""
+    from facetracker.inference import Detector, bundled_model_path
+    from facetracker.live import load_detector
 
-    return bundled_model_path(fast=True)
+    return Detector.load(model or bundled_model_path(fast=True)) if square else load_detector(model, size)
 
 
 def report(rows: list[dict], what: str, load: tuple, args) -> str:

@@ -9,9 +9,10 @@ With --backbone blazeface-lite (not the shipped recipe; docs/quality.md, "A chea
 for --epochs (DIR/facetracker-blazeface.keras), then makes the lite one from it; --start takes an already trained
 blazeface model instead of that first stage.
 --datasets defaults to $FACETRACKER_DATASETS, else ../shared/datasets beside the repository.
-Writes DIR/facetracker.keras and its TFLite export DIR/facetracker.tflite (checked against Keras by
-`facetracker export`), plus DIR/facetracker.log.jsonl with one line per epoch. DIR defaults to
-benchmarks/results/bundle/; copy both model files into facetracker/assets/ to ship them. The log is written as
+Writes DIR/facetracker.keras and its TFLite exports, DIR/facetracker.tflite and the ones fitted to common cameras'
+frames (config.BUNDLED_FITTED_FRAMES: DIR/facetracker-192x160.tflite for 640x480, ...), each checked against Keras
+by `facetracker export`, plus DIR/facetracker.log.jsonl with one line per epoch. DIR defaults to
+benchmarks/results/bundle/; copy the model files into facetracker/assets/ to ship them. The log is written as
 training goes, so a run in the background can be followed with `tail -f`.
 """
 
@@ -74,12 +75,20 @@ def main() -> None:
                                       background_pattern=args.background_pattern, backbone=args.backbone))
     print(f"trained in {(time.monotonic() - started) / 60:.1f} min: {model_path}", flush=True)
 
+    from facetracker.boxes import fitted_input
     from facetracker.export import export_model
+    from facetracker.model import load_model
 
-    result = export_model(model_path, "tflite", data=args.datasets / "webcam-a" / config.IMAGES,
-                          out=args.out / "facetracker.tflite", force=True)
-    print(f"exported {result.path} (largest score difference {result.score_diff:.1e})")
-    print(f"to ship: cp {model_path} {result.path} {REPO / 'facetracker' / 'assets'}/")
+    check_images = args.datasets / "webcam-a" / config.IMAGES
+    exports = [export_model(model_path, "tflite", data=check_images, out=args.out / "facetracker.tflite", force=True)]
+    side = load_model(model_path).image_size
+    for frame in config.BUNDLED_FITTED_FRAMES:  # what `live` runs for these cameras' frames
+        width, height = fitted_input(*frame, side)
+        out = args.out / config.BUNDLED_FITTED_MODEL_NAME.format(width=width, height=height)
+        exports.append(export_model(model_path, "tflite", data=check_images, out=out, force=True, frame=frame))
+    for result in exports:
+        print(f"exported {result.path} (largest score difference {result.score_diff:.1e})")
+    print(f"to ship: cp {model_path} {' '.join(str(r.path) for r in exports)} {REPO / 'facetracker' / 'assets'}/")
 
 
 if __name__ == "__main__":

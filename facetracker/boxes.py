@@ -2,9 +2,10 @@
 box decoding, non-maximum suppression, merging the faces found in a frame and in its mirror image, and the tiles
 that let the model see the small faces of a big photo.
 
-Coordinates: boxes are [x1, y1, x2, y2]. Inside the model they are fractions of the square model input; the
-frame is letterboxed into that square (scaled to fit, aspect kept, centred, grey bars), so a face keeps its
-shape whether the camera is 4:3, 16:9 or portrait. `Letterbox` maps between frame pixels and input fractions.
+Coordinates: boxes are [x1, y1, x2, y2]. Inside the model they are fractions of the model input, a square that
+training uses or, for inference, one fitted to the frame's aspect (`fitted_input`); the frame is letterboxed into
+it (scaled to fit, aspect kept, centred, grey bars), so a face keeps its shape whether the camera is 4:3, 16:9 or
+portrait. `Letterbox` maps between frame pixels and input fractions.
 
 The detector is anchor-free (FCOS-style): every cell of a stride-8 grid predicts a face logit and its distances
 to the four sides of the face box (left, top, right, bottom), in cells, through exp so they stay positive. A cell
@@ -25,15 +26,25 @@ from facetracker import config
 
 @dataclass(frozen=True)
 class Letterbox:
-    """How a width x height frame sits in the side x side model input: scaled by `scale`, offset by `pad`."""
+    """How a width x height frame sits in the model input: scaled by `scale`, offset by `pad`.
+
+    The input is side x side, or `fit` = (input width, input height) for a model fitted to the frame's aspect
+    (fitted_input): the same scale, fewer grey bars to compute."""
 
     width: int
     height: int
     side: int
+    fit: tuple[int, int] | None = None
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the model input."""
+        return self.fit or (self.side, self.side)
 
     @property
     def scale(self) -> float:
-        return self.side / max(self.width, self.height)
+        input_width, input_height = self.input_size
+        return min(input_width / self.width, input_height / self.height)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -42,14 +53,14 @@ class Letterbox:
 
     @property
     def pad(self) -> tuple[int, int]:
-        w, h = self.size
-        return (self.side - w) // 2, (self.side - h) // 2
+        (w, h), (input_width, input_height) = self.size, self.input_size
+        return (input_width - w) // 2, (input_height - h) // 2
 
     def to_frame(self, boxes: np.ndarray) -> np.ndarray:
         """Input fractions (..., 4) -> pixels of the frame, clipped to it."""
         w, h = self.size
         px, py = self.pad
-        out = np.asarray(boxes, np.float32) * self.side
+        out = np.asarray(boxes, np.float32) * np.tile(self.input_size, 2).astype(np.float32)
         out[..., 0::2] = np.clip((out[..., 0::2] - px) * (self.width / w), 0, self.width)
         out[..., 1::2] = np.clip((out[..., 1::2] - py) * (self.height / h), 0, self.height)
         return out
@@ -61,7 +72,16 @@ class Letterbox:
         out = np.array(boxes_px, np.float32)
         out[..., 0::2] = out[..., 0::2] * (w / self.width) + px
         out[..., 1::2] = out[..., 1::2] * (h / self.height) + py
-        return out / self.side
+        return out / np.tile(self.input_size, 2).astype(np.float32)
+
+
+def fitted_input(width: int, height: int, side: int, multiple: int = 32) -> tuple[int, int]:
+    """(width, height) of the smallest model input that holds a width x height frame at the scale of a side x side
+    input: its long side is `side`, its short side the frame's, rounded up to `multiple` (the stride-32 grid
+    needs whole cells). A 640x480 frame at 192 gets 192x160 instead of 192x192: the same faces at the same size,
+    a sixth less to compute (docs/benchmarks.md, "Inputs fitted to the frame")."""
+    scale = side / max(width, height)
+    return tuple(min(side, max(multiple, -(-round(n * scale) // multiple) * multiple)) for n in (width, height))
 
 
 # ---------------------------------------------------------------- IoU (numpy)
@@ -211,28 +231,49 @@ def grid_size(image_size: int, stride: int = config.STRIDE) -> int:
     return image_size // stride
 
 
-def cell_centers(grid: int):
-    """(grid*grid, 2) x, y centres of the cells as fractions of the input, row by row."""
+def grid_shape(input_size: tuple[int, int], stride: int = config.STRIDE) -> tuple[int, int]:
+    """(rows, columns) of cells of a width x height input."""
+    width, height = input_size
+    return height // stride, width // stride
+
+
+def _rows_columns(grid) -> tuple[int, int]:
+    """A square grid's side or (rows, columns) -> (rows, columns)."""
+    return (int(grid), int(grid)) if np.ndim(grid) == 0 else (int(grid[0]), int(grid[1]))
+
+
+def cell_centers(grid):
+    """(rows*columns, 2) x, y centres of the cells as fractions of the input, row by row. `grid`: the side of a
+    square grid or (rows, columns)."""
     import tensorflow as tf
 
-    steps = (tf.range(grid, dtype=tf.float32) + 0.5) / grid
-    ys, xs = tf.meshgrid(steps, steps, indexing="ij")
+    rows, columns = _rows_columns(grid)
+    ys, xs = tf.meshgrid((tf.range(rows, dtype=tf.float32) + 0.5) / rows,
+                         (tf.range(columns, dtype=tf.float32) + 0.5) / columns, indexing="ij")
     return tf.reshape(tf.stack([xs, ys], axis=-1), (-1, 2))
 
 
-def decode_boxes(distances, grid: int):
+def cell_size(grid):
+    """(4,) the width, height, width, height of a cell as fractions of the input."""
+    import tensorflow as tf
+
+    rows, columns = _rows_columns(grid)
+    return tf.constant([1 / columns, 1 / rows] * 2, tf.float32)
+
+
+def decode_boxes(distances, grid):
     """Raw side distances (B, C, 4) -> boxes (B, C, 4) as input fractions.
 
     The exp is clipped so an untrained head cannot overflow; exp(6) cells is 400 px at 8 px a cell, bigger than
     any input."""
     import tensorflow as tf
 
-    sides = tf.exp(tf.clip_by_value(distances, -4.0, 6.0)) / grid
+    sides = tf.exp(tf.clip_by_value(distances, -4.0, 6.0)) * cell_size(grid)
     centers = cell_centers(grid)[tf.newaxis]
     return tf.concat([centers - sides[..., :2], centers + sides[..., 2:]], axis=-1)
 
 
-def assign_faces(true_boxes, grid: int, center_radius: float = config.CENTER_RADIUS):
+def assign_faces(true_boxes, grid, center_radius: float = config.CENTER_RADIUS):
     """Which cells learn which face.
 
     true_boxes (B, M, 4) input fractions, rows of zeros are padding. Returns (positive (B, C) float 0/1,
@@ -245,7 +286,7 @@ def assign_faces(true_boxes, grid: int, center_radius: float = config.CENTER_RAD
     boxes = tf.cast(true_boxes, tf.float32)[:, tf.newaxis]  # (B, 1, M, 4)
     box_center = (boxes[..., :2] + boxes[..., 2:]) / 2
     half = (boxes[..., 2:] - boxes[..., :2]) / 2
-    reach = tf.maximum(half * center_radius, 0.5 / grid)
+    reach = tf.maximum(half * center_radius, cell_size(grid)[:2] / 2)
     # With center_radius <= 1 a near cell lies inside its box, except for a box smaller than a cell.
     near = tf.reduce_all(tf.abs(centers - box_center) <= reach + 1e-6, axis=-1)
     area = tf.reduce_prod(half * 2, axis=-1)  # (B, 1, M)

@@ -228,7 +228,9 @@ def live(
     """Track every face on a camera, video file or stream: box, id, score and FPS drawn on every frame."""
     from facetracker.live import run_live
 
-    stats = run_live(camera, model=model_path(model), threshold=threshold, record=record, show=show,
+    # Without --model or a model of yours, run_live picks the bundled file fitted to the camera's frames.
+    model = model_path(model) if model is not None or config.DEFAULT_MODEL.exists() else None
+    stats = run_live(camera, model=model, threshold=threshold, record=record, show=show,
                      max_frames=max_frames, mirror=mirror, smooth="none" if no_smooth else smooth, force=force,
                      max_faces=max_faces, tracks=tracks)
     _print_live_stats(stats, json_out)
@@ -405,18 +407,22 @@ def export(
     image_size: Optional[int] = typer.Option(None, help="Square input side of the export, a multiple of 32 "
                                              "(default: the model's own; 160 runs the bundled model ~1.5x faster "
                                              "and sees small faces smaller)."),
+    frame: Optional[str] = typer.Option(None, help="WIDTHxHEIGHT of the frames it will run on, e.g. 640x480: "
+                                        "the input is fitted to their aspect (the same faces, 1.2x faster "
+                                        "for 4:3, 1.5x for 16:9)."),
 ):
     """Export to TFLite/ONNX/SavedModel and check the export against the Keras model on real images."""
-    from facetracker.export import check_format, check_image_size, export_model
+    from facetracker.export import check_format, check_image_size, export_model, parse_frame_size
 
     check_format(format, quantize)  # before TensorFlow's seconds of start-up, and before anything indexed by format
     check_image_size(image_size)
+    frame_size = parse_frame_size(frame)
     import_tensorflow_quietly()
     result = export_model(model_path(model, fast=False), format, quantize, data=data, out=out, force=force,
-                          unsafe=unsafe, image_size=image_size)
+                          unsafe=unsafe, image_size=image_size, frame=frame_size)
     tol_score, tol_box = result.tolerance
     typer.echo(f"exported {result.path} ({result.format}, quantize {result.quantize}, "
-               f"{result.size_bytes / 1e6:.1f} MB, {result.image_size} px input)")
+               f"{result.size_bytes / 1e6:.1f} MB, {'{}x{}'.format(*result.input_size)} px input)")
     typer.echo(f"checked on {result.check_source}: largest difference from Keras: score {result.score_diff:.2e} "
                f"(allowed {tol_score:g}), box {result.box_diff:.2e} (allowed {tol_box:g}; fraction of the image, "
                f"mean {result.box_mean_diff:.1e})")

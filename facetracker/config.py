@@ -174,6 +174,11 @@ CACHE_LIMIT_BYTES = 2 * 1024**3  # decoded split images are cached in RAM below 
 THRESHOLD = 0.45
 BUNDLED_MODEL_NAME = "facetracker.keras"  # in facetracker/assets/, used when --model is left out and models/ is empty
 BUNDLED_FAST_MODEL_NAME = "facetracker.tflite"  # its TFLite export, what live/predict/evaluate/demo run by default
+# Its TFLite exports fitted to the frames of common cameras (model.fitted: the same faces, less to compute), which
+# `live` picks for the frame size of its source: 4:3 and 16:9, landscape and portrait.
+BUNDLED_IMAGE_SIZE = 192  # the bundled model's square input side (a test checks it against the file)
+BUNDLED_FITTED_FRAMES = ((640, 480), (1280, 720), (480, 640), (720, 1280))
+BUNDLED_FITTED_MODEL_NAME = "facetracker-{width}x{height}.tflite"  # named by its input size
 BLAZEFACE_WEIGHTS_NAME = "blazeface_short_range.tflite"  # in facetracker/assets/: MediaPipe's, the blazeface backbone's start
 # Still images: the model also looks at overlapping tiles, so the small faces of a group photo are found
 # (boxes.tiles, Detector.detect_still; predict, evaluate and label on images, docs/quality.md). On 960x540

@@ -377,12 +377,14 @@ def run_demo(out_dir: Path = config.DEMO_DIR, model: Path | str | None = None, s
 
     The demo's own outputs are replaced on every run. Returns the stats (with the per-frame tracks: the clip is
     short) and the clip's path."""
-    from facetracker.inference import Detector
-
     out_dir = ensure_writable_dir(out_dir)
     clip = synthesise_clip(out_dir / CLIP_NAME)
-    detector = detector or Detector.load(model)  # None: the model bundled in the package
-    stats = run_live(clip, detector=detector, record=out_dir / RESULT_NAME, show=show, force=True, keep_tracks=True)
+    if model is None and detector is None:  # the bundled model, fitted to the clip's frames as `live` fits it
+        from facetracker.inference import bundled_fitted_path, bundled_model_path
+
+        model = bundled_fitted_path(config.DEMO_SIZE) or bundled_model_path(fast=True)
+    stats = run_live(clip, model=model, detector=detector, record=out_dir / RESULT_NAME, show=show, force=True,
+                     keep_tracks=True)
     if stats.record:
         stats.recorded_frames = count_video_frames(Path(stats.record))  # what a player will really see
     return stats, clip

@@ -3,11 +3,12 @@
 `Detector.load(path)` picks the runtime from the file: a native `.keras` model runs as a compiled
 `tf.function` with a fixed input signature (never `model.predict` or an eager call per frame, which costs
 ~100 ms in Keras 3), a `.tflite` file runs in the TFLite interpreter (XNNPACK), an `.onnx` file in
-onnxruntime, and an exported SavedModel folder through `tf.saved_model.load`. The input side is read from the
+onnxruntime, and an exported SavedModel folder through `tf.saved_model.load`. The input size is read from the
 model itself (attribute or input shape), so no size flag is ever needed.
 
-Every runtime takes float32 RGB pixels 0..255 of shape (N, side, side, 3) — the whole frame letterboxed into
-the square (aspect kept, grey bars), exactly like training — and returns the K best faces after the model's own
+Every runtime takes float32 RGB pixels 0..255 of shape (N, height, width, 3) — the whole frame letterboxed into
+the input (aspect kept, grey bars), exactly like training; the input is the training square, or fitted to the
+frame's aspect (facetracker.model.fitted: the same scale, fewer bars) — and returns the K best faces after the model's own
 non-maximum suppression: scores (N, K) sorted high to low and boxes (N, K, 4) as fractions of the input, zeros
 where fewer faces were found. `Detector` turns them into Detections in pixels of the original frame. A Detector
 reuses its buffers and is not thread-safe.
@@ -24,7 +25,7 @@ import cv2
 import numpy as np
 
 from facetracker import config
-from facetracker.boxes import Letterbox, cut_by_window, merge_mirrored, merge_views, tiles, unmirror
+from facetracker.boxes import Letterbox, cut_by_window, fitted_input, merge_mirrored, merge_views, tiles, unmirror
 from facetracker.errors import FacetrackerError
 from facetracker.output import import_tensorflow_quietly, quiet_native_stderr
 
@@ -64,13 +65,14 @@ def _split_outputs(outputs) -> tuple[np.ndarray, np.ndarray]:
     return by_rank[2], by_rank[3]
 
 
-def _check_side(shape, where) -> int:
-    """The square input side from an input shape (N, s, s, 3)."""
+def _input_size(shape, where) -> tuple[int, int]:
+    """(width, height) of the model input from an input shape (N, height, width, 3): a square, or fitted to a
+    frame's aspect (facetracker.model.fitted)."""
     dims = [int(d) if isinstance(d, (int, np.integer)) and d > 0 else None for d in shape]  # ONNX: 'N'/None
-    if len(dims) != 4 or dims[1] is None or dims[1] != dims[2] or dims[3] != 3:
-        raise FacetrackerError(f"model input shape {list(shape)} is not (N, side, side, 3)", where,
+    if len(dims) != 4 or dims[1] is None or dims[2] is None or dims[3] != 3:
+        raise FacetrackerError(f"model input shape {list(shape)} is not (N, height, width, 3)", where,
                                "use a model trained or exported by facetracker")
-    return int(dims[1])
+    return dims[2], dims[1]
 
 
 class KerasRuntime:
@@ -83,7 +85,7 @@ class KerasRuntime:
         import tensorflow as tf
 
         self.model = model  # kept alive: the concrete functions capture its variables
-        self.image_size = int(model.image_size)
+        self.input_size = tuple(model.input_size)
         self._tf = tf
         self._functions = {}  # batch dimension (1 or None) -> concrete function, traced on first use
 
@@ -92,8 +94,8 @@ class KerasRuntime:
         # tracing takes seconds, so only the variants actually used are traced (live video needs batch 1 only).
         # XLA (jit_compile) was tried and is 5x slower on CPU for this network.
         if batch not in self._functions:
-            tf, model, side = self._tf, self.model, self.image_size
-            spec = tf.TensorSpec((batch, side, side, 3), tf.float32)
+            tf, model, (width, height) = self._tf, self.model, self.input_size
+            spec = tf.TensorSpec((batch, height, width, 3), tf.float32)
             self._functions[batch] = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
         return self._functions[batch]
 
@@ -116,7 +118,7 @@ class SavedModelRuntime:
         specs = [s for s in _flat_specs(self._fn) if s.shape.rank == 4]
         if not specs:
             raise FacetrackerError("SavedModel has no image input", path, "export it with facetracker export")
-        self.image_size = _check_side(specs[0].shape.as_list(), path)
+        self.input_size = _input_size(specs[0].shape.as_list(), path)
         self._to_tensor = tf.constant
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +162,7 @@ class TFLiteRuntime:
             self._interpreter = interpreter_class(model_path=str(path), num_threads=threads)
             self._interpreter.allocate_tensors()  # XNNPACK is applied (and announces itself) here
         (inp,) = self._interpreter.get_input_details()
-        self.image_size = _check_side(inp["shape"], path)
+        self.input_size = _input_size(inp["shape"], path)
         if inp["shape"][0] != 1:
             raise FacetrackerError("TFLite model must take one image at a time", path,
                                    "export it with facetracker export --format tflite")
@@ -212,7 +214,7 @@ class OnnxRuntime:
         options.log_severity_level = 3  # errors only: ORT warns about unused initializers in tf2onnx graphs
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         (inp,) = self._session.get_inputs()
-        self.image_size = _check_side(inp.shape, path)
+        self.input_size = _input_size(inp.shape, path)
         self._input = inp.name
         self.batched = inp.shape[0] != 1  # exported with a dynamic batch dimension
 
@@ -241,38 +243,52 @@ def bundled_model_path(fast: bool = False) -> Path:
     return Path(str(asset))  # the package is installed as files (not zipped), so the path is real
 
 
-def resolve_model_path(path: Path | str | None, fast: bool = True) -> Path:
+def bundled_fitted_path(frame: tuple[int, int]) -> Path | None:
+    """The bundled model's TFLite export fitted to frames of this (width, height), when one ships
+    (config.BUNDLED_FITTED_FRAMES, and every frame size with the same fitted input)."""
+    width, height = fitted_input(*frame, config.BUNDLED_IMAGE_SIZE)
+    asset = resources.files("facetracker") / "assets" / config.BUNDLED_FITTED_MODEL_NAME.format(width=width,
+                                                                                                height=height)
+    return Path(str(asset)) if asset.is_file() else None
+
+
+def resolve_model_path(path: Path | str | None, fast: bool = True, frame: tuple[int, int] | None = None) -> Path:
     """What a command runs when --model is left out: your trained model if it exists, else the bundled one
-    (its TFLite export when fast, the .keras file otherwise)."""
+    (its TFLite export when fast, the .keras file otherwise). frame: (width, height) of the frames it will see;
+    when fast, the bundled export fitted to them if one ships (bundled_fitted_path)."""
     if path is not None:
         return Path(path)
     if config.DEFAULT_MODEL.exists():
         return config.DEFAULT_MODEL
-    return bundled_model_path(fast)
+    fitted = bundled_fitted_path(frame) if fast and frame is not None else None
+    return fitted or bundled_model_path(fast)
 
 
 class FramePreparer:
-    """Letterboxes BGR frames into the model's square input: RGB pixels 0..255 (uint8), aspect kept, grey bars.
+    """Letterboxes BGR frames into the model's input: RGB pixels 0..255 (uint8), aspect kept, grey bars.
 
     One per thread: its resize buffers are reused from frame to frame (a video's frames all share one size). The
-    live loop gives one to its reader thread, so frames are resized while the model runs on the previous one."""
+    live loop gives one to its reader thread, so frames are resized while the model runs on the previous one.
+    input_size: the side of a square input or (width, height)."""
 
-    def __init__(self, side: int):
-        self.side = side
-        self._pixels = np.full((side, side, 3), config.AUG_BORDER_FILL, np.uint8)
+    def __init__(self, input_size: int | tuple[int, int]):
+        self.input_size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        width, height = self.input_size
+        self.side = max(width, height)
+        self._pixels = np.full((height, width, 3), config.AUG_BORDER_FILL, np.uint8)
         self._layout: tuple[Letterbox, object] | None = None  # (Letterbox, resize function) of the last frame size
 
     def letterbox(self, frame_bgr: np.ndarray) -> Letterbox:
         """Where this frame sits in the model input (cached per frame size)."""
         height, width = frame_bgr.shape[:2]
         if self._layout is None or (self._layout[0].width, self._layout[0].height) != (width, height):
-            layout = Letterbox(width, height, self.side)
+            layout = Letterbox(width, height, self.side, self.input_size)
             self._layout = (layout, make_resizer(config.RESIZE_INTERPOLATION, layout.size))
             self._pixels[...] = config.AUG_BORDER_FILL  # the bars of the new size; the picture is redrawn per frame
         return self._layout[0]
 
     def __call__(self, frame_bgr: np.ndarray, copy: bool = True) -> tuple[np.ndarray, Letterbox]:
-        """(pixels (side, side, 3) uint8 RGB, letterbox) for one frame; the letterbox maps the model's boxes back
+        """(pixels (height, width, 3) uint8 RGB, letterbox) for one frame; the letterbox maps the model's boxes back
         to the frame. copy=False returns this preparer's own buffer, overwritten by the next call."""
         _check_frame(frame_bgr)
         layout = self.letterbox(frame_bgr)
@@ -289,9 +305,15 @@ class Detector:
     def __init__(self, runtime, source: str):
         self.runtime = runtime
         self.source = source
-        self.image_size: int = runtime.image_size
-        self._prepare = FramePreparer(self.image_size)
-        self._input = np.empty((1, self.image_size, self.image_size, 3), np.float32)  # reused: no allocation
+        self.input_size: tuple[int, int] = runtime.input_size  # (width, height)
+        self.image_size: int = max(self.input_size)  # the side the frame is scaled to fit
+        self._prepare = FramePreparer(self.input_size)
+        self._input = np.empty((1, *self._input_shape), np.float32)  # reused: no allocation
+
+    @property
+    def _input_shape(self) -> tuple[int, int, int]:
+        width, height = self.input_size
+        return height, width, 3
 
     @property
     def runtime_name(self) -> str:
@@ -299,9 +321,13 @@ class Detector:
 
     @classmethod
     def load(cls, path: Path | str | None = None, unsafe: bool = False,
-             threads: int = config.INFERENCE_THREADS) -> "Detector":
-        """A Detector for a .keras/.tflite/.onnx file or an exported SavedModel folder (None: bundled model)."""
-        path = bundled_model_path(fast=True) if path is None else Path(path)
+             threads: int = config.INFERENCE_THREADS, frame: tuple[int, int] | None = None) -> "Detector":
+        """A Detector for a .keras/.tflite/.onnx file or an exported SavedModel folder (None: bundled model).
+
+        frame: (width, height) of the frames it will see. A .keras model is then fitted to them (model.fitted:
+        the same faces, 1.2x (4:3) to 1.5x (16:9) less to compute); exported files run as they were exported
+        (`export --frame`; resolve_model_path picks the bundled one fitted to the frames)."""
+        path = resolve_model_path(None, frame=frame) if path is None else Path(path)
         if not path.exists():
             raise FacetrackerError("model not found", path,
                                    "train one with `facetracker train` or pass --model PATH to a .keras/.tflite/.onnx file")
@@ -311,9 +337,10 @@ class Detector:
         if path.is_dir() and (path / "saved_model.pb").exists():
             return cls(_open_runtime(SavedModelRuntime, path), str(path))
         if suffix in KERAS_SUFFIXES:
-            from facetracker.model import load_model
+            from facetracker.model import fitted, load_model
 
-            return cls.from_model(load_model(path, unsafe=unsafe), str(path))
+            model = load_model(path, unsafe=unsafe)
+            return cls.from_model(model if frame is None else fitted(model, *frame), str(path))
         if suffix == ".tflite":
             return cls(_open_runtime(TFLiteRuntime, path, threads), str(path))
         if suffix == ".onnx":
@@ -330,8 +357,8 @@ class Detector:
         return self._prepare.letterbox(frame_bgr)
 
     def preparer(self) -> FramePreparer:
-        """A FramePreparer of this model's input side for another thread (see detect_prepared)."""
-        return FramePreparer(self.image_size)
+        """A FramePreparer of this model's input for another thread (see detect_prepared)."""
+        return FramePreparer(self.input_size)
 
     def detect(self, frame_bgr: np.ndarray, min_score: float = config.MIN_SCORE) -> list[Detection]:
         """Every face scoring at least `min_score` in one BGR uint8 frame, best first, boxes in its pixels."""
@@ -389,15 +416,15 @@ class Detector:
         return [to_detections(s, b, self.letterbox(f), min_score) for s, b, f in zip(scores, boxes, frames)]
 
     def prepare(self, frames: list[np.ndarray]) -> np.ndarray:
-        """The float32 (N, side, side, 3) batch the model sees for these BGR frames."""
-        batch = np.empty((len(frames), self.image_size, self.image_size, 3), np.float32)
+        """The float32 (N, height, width, 3) batch the model sees for these BGR frames."""
+        batch = np.empty((len(frames), *self._input_shape), np.float32)
         for frame, row in zip(frames, batch):
             row[...] = self._prepare(frame, copy=False)[0]
         return batch
 
     def raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores (N, K) sorted high to low and boxes (N, K, 4) as fractions of the input, zero-padded, for
-        model-ready input (N, side, side, 3) float32."""
+        model-ready input (N, height, width, 3) float32."""
         return self.runtime.run(np.ascontiguousarray(batch, dtype=np.float32))
 
 

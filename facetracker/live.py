@@ -46,6 +46,7 @@ ENDED_NORMALLY = ("end of video", "max frames", "quit key", "window closed")
 class LiveStats:
     source: str
     runtime: str
+    model: str = ""  # the file the detector runs (for the bundled model, the one fitted to the source's frames)
     frames: int = 0  # frames processed (detected, tracked, drawn)
     dropped: int = 0  # live frames skipped because a newer one had arrived
     seconds: float = 0.0  # from the first frame in hand to the last one done
@@ -112,15 +113,17 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
             raise FacetrackerError("--tracks and --record name the same file", tracks, "give them different names")
     capture = open_source(source)  # a missing camera fails in a second, before the model loads
     try:
-        detector = detector or _load_detector(model)
-        _warm_up(detector)
+        frame = _frame_size(capture)
+        detector = detector or load_detector(model, frame)
+        _warm_up(detector, frame)
     except BaseException:
         capture.release()
         raise
     live = is_live(source) if live is None else live
     source_fps = _source_fps(capture)
     pace = (show and not live) if pace is None else pace
-    stats = LiveStats(source=describe(source), runtime=getattr(detector, "runtime_name", type(detector).__name__))
+    stats = LiveStats(source=describe(source), runtime=getattr(detector, "runtime_name", type(detector).__name__),
+                      model=str(getattr(detector, "source", "")))
     reader = FrameReader(capture, source, live=live, queue_frames=config.LIVE_QUEUE_FRAMES,
                          stall_seconds=stall_seconds, prepare=_frame_preparer(detector, mirror))
     tracker = Tracker(threshold=threshold, smooth=smooth, max_faces=max_faces)
@@ -298,13 +301,22 @@ def _resolve_show(show: bool | None) -> bool:
     return show
 
 
-def _load_detector(model: Path | str | None):
-    return Detector.load(resolve_model_path(model))
+def load_detector(model: Path | str | None, frame: tuple[int, int] | None) -> Detector:
+    """The model fitted to the source's frames when it can be: a .keras model (Detector.load), the bundled one
+    when no --model is given (resolve_model_path)."""
+    return Detector.load(resolve_model_path(model, frame=frame), frame=frame)
 
 
-def _warm_up(detector, calls: int = 3) -> None:
+def _frame_size(capture: cv2.VideoCapture) -> tuple[int, int] | None:
+    """(width, height) the source says its frames have; None when it does not say (some cameras and streams)."""
+    width, height = (int(capture.get(prop)) for prop in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def _warm_up(detector, frame: tuple[int, int] | None = None, calls: int = 3) -> None:
     """First calls allocate buffers and plan kernels (tens of ms): pay that before the first real frame."""
-    blank = np.zeros((480, 640, 3), np.uint8)
+    width, height = frame or (640, 480)
+    blank = np.zeros((height, width, 3), np.uint8)
     for _ in range(calls):
         detector.detect(blank)
 

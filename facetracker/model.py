@@ -2,7 +2,8 @@
 trained with a dual loss (focal loss on the scores, an IoU loss on the boxes of the cells that hold a face).
 
 Contract used by inference/export/evaluate: the model takes float32 RGB pixels in 0..255 of shape
-(N, image_size, image_size, 3) -- the frame letterboxed into the square, see facetracker/boxes.py -- and returns
+(N, image_size, image_size, 3) -- the frame letterboxed into the square, see facetracker/boxes.py -- or, for a
+model fitted to a frame's aspect (`fitted`), (N, height, width, 3) of `input_size`, and returns
 `(scores (N, K), boxes (N, K, 4))`: the K best faces after non-maximum suppression, sorted by score, boxes
 [x1, y1, x2, y2] as fractions of the input, zeros where fewer faces were found.
 The backbone's own preprocessing happens inside the graph with serializable layers (no Lambda), so a saved
@@ -119,17 +120,24 @@ def check_backbone(backbone: str) -> None:
         raise FacetrackerError(f"unknown backbone '{backbone}'", None, f"choose one of: {', '.join(BACKBONES)}")
 
 
-def make_backbone(backbone: str, image_size: int, alpha: float, weights: str | Path | None) -> keras.Model:
+def input_shape(size) -> tuple[int, int, int]:
+    """A square side or a (width, height) input size -> the (height, width, 3) shape of the input layer."""
+    width, height = (size, size) if isinstance(size, int) else size
+    return int(height), int(width), 3
+
+
+def make_backbone(backbone: str, image_size, alpha: float, weights: str | Path | None) -> keras.Model:
     """A keras.applications feature extractor (no top). `weights`: None, "imagenet" or a local weights file."""
     check_backbone(backbone)
     ctor_name, _, _, imagenet_sizes = BACKBONES[backbone]
     ctor = getattr(keras.applications, ctor_name)
-    kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3))
+    kwargs = dict(include_top=False, input_shape=input_shape(image_size))
     if backbone != "vgg16":
         kwargs["alpha"] = alpha
     if backbone == "mobilenetv3small":
         kwargs["include_preprocessing"] = False  # done by our own Rescaling layer
-    weights = _resolve_weights(weights, backbone, image_size, imagenet_sizes)
+    height, width, _ = input_shape(image_size)
+    weights = _resolve_weights(weights, backbone, width if width == height else (width, height), imagenet_sizes)
     try:
         return ctor(weights=weights, **kwargs)
     except ValueError as exc:
@@ -263,7 +271,7 @@ def load_start_model(path: Path) -> "FaceTracker":
         raise FacetrackerError(f"cannot fine-tune {what}: {exc.what}", path, _start_fix(path)) from None
 
 
-def compact_backbone(image_size: int, width: int, separable: bool = False) -> keras.Model:
+def compact_backbone(image_size, width: int, separable: bool = False) -> keras.Model:
     """A plain 3x3-conv network, designed here for CPU training and inference: (stride 8, 16, 32) features.
 
     Depthwise convolutions (MobileNet, BlazeFace) are cheap at inference but train several times slower per
@@ -272,7 +280,7 @@ def compact_backbone(image_size: int, width: int, separable: bool = False) -> ke
     `separable` makes the second conv of the stride-16 and stride-32 stages depthwise-separable: those hold 60 %
     of the weights and run on maps of 12x12 and 6x6, where inference is bound by reading weights, not by
     arithmetic, and where a depthwise conv is too small to slow training down."""
-    inputs = keras.Input((image_size, image_size, 3))
+    inputs = keras.Input(input_shape(image_size))
     x = inputs
     taps = []
     for stage, (channels, repeats) in enumerate(((width // 2, 1), (width, 1), (width * 2, 2),
@@ -317,10 +325,10 @@ def blaze_block(x, channels: int, stride: int, index: int, prefix: str = ""):
     return layers.ReLU(name=f"{prefix}activation_{index + 1}")(layers.Add(name=f"{prefix}add_{index}")([shortcut, y]))
 
 
-def blazeface_backbone(image_size: int) -> keras.Model:
+def blazeface_backbone(image_size) -> keras.Model:
     """MediaPipe BlazeFace's (short range) feature extractor, (stride 8, 16, 32) features: its stem and 16 blocks,
     plus one new strided block for the stride-32 map the feature pyramid takes (BlazeFace stops at 16)."""
-    inputs = keras.Input((image_size, image_size, 3))
+    inputs = keras.Input(input_shape(image_size))
     x = layers.Conv2D(24, 5, strides=2, padding="same", name="conv2d")(inputs)
     x = layers.ReLU(name="activation")(x)
     taps = []
@@ -332,11 +340,11 @@ def blazeface_backbone(image_size: int) -> keras.Model:
     return keras.Model(inputs, taps, name="blazeface")
 
 
-def blazeface_lite_backbone(image_size: int) -> keras.Model:
+def blazeface_lite_backbone(image_size) -> keras.Model:
     """blazeface_backbone with a cheap stem in place of its first stride-4 part: a strided 3x3 conv to 16 channels,
     a strided depthwise conv and a pointwise one to 32, then one 32-channel BlazeBlock. It sees about as far as the
     part it replaces (15 px against 17) with about a quarter of its multiply-adds."""
-    inputs = keras.Input((image_size, image_size, 3))
+    inputs = keras.Input(input_shape(image_size))
     x = layers.Conv2D(16, 3, strides=2, padding="same", name=f"{LITE_PREFIX}stem")(inputs)
     x = layers.ReLU(name=f"{LITE_PREFIX}stem_relu")(x)
     x = layers.DepthwiseConv2D(3, strides=2, padding="same", name=f"{LITE_PREFIX}stem_depthwise")(x)
@@ -436,9 +444,9 @@ FEATURE_LAYERS = {
 }
 
 
-def feature_backbone(backbone: str, image_size: int, alpha: float, width: int, weights,
+def feature_backbone(backbone: str, image_size, alpha: float, width: int, weights,
                      separable: bool = False) -> keras.Model:
-    """image -> [stride-8, stride-16, stride-32 feature maps]."""
+    """image -> [stride-8, stride-16, stride-32 feature maps]. image_size: a square side or (width, height)."""
     if backbone == "compact":
         check_backbone_weights(backbone, weights)
         return compact_backbone(image_size, width, separable)
@@ -465,7 +473,7 @@ class FaceTracker(keras.Model):
                  alpha: float = config.ALPHA, width: int = config.WIDTH, neck_channels: int = config.NECK_CHANNELS,
                  bn_momentum: float = config.BN_MOMENTUM, weights: str | Path | None = None,
                  preprocessing: str | None = None, max_faces: int = config.MAX_FACES,
-                 separable: bool = config.SEPARABLE, **kwargs):
+                 separable: bool = config.SEPARABLE, input_size: tuple[int, int] | None = None, **kwargs):
         kwargs.pop("head_units", None), kwargs.pop("dropout", None)  # options of the old single-box model
         super().__init__(**kwargs)
         self.backbone_name = backbone
@@ -475,17 +483,21 @@ class FaceTracker(keras.Model):
                                    "use --image-size 160, 192, 224, ...")
         self.preprocessing = preprocessing or BACKBONES[backbone][1]  # None: the backbone's own
         self.alpha, self.width, self.neck_channels = float(alpha), int(width), int(neck_channels)
-        self.max_faces, self.grid = int(max_faces), boxes.grid_size(self.image_size)
+        # input_size: (width, height) of an input fitted to a frame's aspect (see `fitted`); training stays square.
+        fit = _checked_fit(input_size, self.image_size)
+        self.input_size = fit or (self.image_size, self.image_size)
+        self.max_faces = int(max_faces)
+        self.grid = boxes.grid_shape(fit) if fit else boxes.grid_size(self.image_size)
         self.separable = bool(separable)
         self.preprocess = preprocessing_layer(self.preprocessing)
-        self.backbone = feature_backbone(backbone, self.image_size, self.alpha, self.width, weights, self.separable)
+        self.backbone = feature_backbone(backbone, self.input_size, self.alpha, self.width, weights, self.separable)
         self.bn_momentum = float(bn_momentum)
         set_bn_momentum(self.backbone, self.bn_momentum)
         self._build_neck_and_head()
         self._trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "class_loss", "box_loss", "iou")}
         self.loss_options = dict(class_weight=1.0, box_weight=1.0, box_loss=config.BOX_LOSS,
                                  score_loss=config.SCORE_LOSS)
-        self.build((None, self.image_size, self.image_size, 3))
+        self.build((None, *input_shape(self.input_size)))
 
     def _build_neck_and_head(self):
         # Feature pyramid (top-down, as in FPN): the coarse maps see whole heads and context, the stride-8 map
@@ -514,14 +526,14 @@ class FaceTracker(keras.Model):
             self.built = True
 
     def dense(self, images, training=False):
-        """Raw outputs of every cell: (logits (N, C), side distances (N, C, 4)), C = grid * grid."""
+        """Raw outputs of every cell: (logits (N, C), side distances (N, C, 4)), C = rows * columns of the grid."""
         c3, c4, c5 = self.backbone(self.preprocess(images), training=training)
         p5 = self.laterals[2](c5)
         p4 = self.laterals[1](c4) + self.upsample(p5)
         p3 = self.laterals[0](c3) + self.upsample(p4)
         x = ops.relu(self.merge_bn(self.merge(p3), training=training))
         x = self.head(x)
-        cells = self.grid * self.grid
+        cells = x.shape[1] * x.shape[2]
         logits = ops.reshape(self.logit(x), (-1, cells))
         return logits, ops.reshape(self.distances(x), (-1, cells, 4))
 
@@ -598,7 +610,12 @@ class FaceTracker(keras.Model):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
                 "backbone": self.backbone_name, "preprocessing": self.preprocessing, "alpha": self.alpha,
                 "width": self.width, "neck_channels": self.neck_channels, "bn_momentum": self.bn_momentum,
-                "max_faces": self.max_faces, "separable": self.separable}
+                "max_faces": self.max_faces, "separable": self.separable,
+                "input_size": None if self.is_square else list(self.input_size)}
+
+    @property
+    def is_square(self) -> bool:
+        return self.input_size == (self.image_size, self.image_size)
 
     @classmethod
     def from_config(cls, cfg):
@@ -611,16 +628,36 @@ def build_model(backbone: str = config.DEFAULT_BACKBONE, image_size: int | None 
     return FaceTracker(image_size=image_size, backbone=backbone, alpha=alpha, weights=weights, **kwargs)
 
 
-def rebuilt(model: FaceTracker, image_size: int | None = None) -> FaceTracker:
-    """A fresh copy of `model` (no optimizer or training state), at another square input side if given. Every
-    layer is convolutional, so the same weights run at any multiple of 32; only the grid of cells changes. A smaller
-    side is faster and sees small faces smaller (docs/quality.md, "Input size")."""
+def rebuilt(model: FaceTracker, image_size: int | None = None, input_size: tuple[int, int] | None = None
+            ) -> FaceTracker:
+    """A fresh copy of `model` (no optimizer or training state), at another square input side if given, fitted to
+    an input of `input_size` = (width, height) if given. Every layer is convolutional, so the same weights run at any
+    multiple of 32; only the grid of cells changes. A smaller side is faster and sees small faces smaller
+    (docs/quality.md, "Input size"); a fitted input sees them as the square does (see `fitted`)."""
     cfg = model.get_config()
     if image_size is not None:
         cfg["image_size"] = int(image_size)
+    cfg["input_size"] = input_size
     copy = FaceTracker.from_config(cfg)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def fitted(model: FaceTracker, frame_width: int, frame_height: int) -> FaceTracker:
+    """`model` for frames of one size: its input holds the letterboxed frame at the scale of the square input with
+    only the bars the stride needs (boxes.fitted_input), so a 640x480 frame costs a sixth less and a 16:9 one a
+    third less, with the same faces at the same size. For inference and export; training stays square."""
+    return rebuilt(model, input_size=boxes.fitted_input(frame_width, frame_height, model.image_size))
+
+
+def _checked_fit(input_size, image_size: int) -> tuple[int, int] | None:
+    if input_size is None:
+        return None
+    width, height = (int(n) for n in input_size)
+    if width % 32 or height % 32 or not (32 <= min(width, height) and max(width, height) <= image_size):
+        raise FacetrackerError(f"fitted input {width}x{height} is not made of multiples of 32 up to {image_size}",
+                               None, "fit the model to a frame with facetracker.model.fitted")
+    return width, height
 
 
 def lightened(model: FaceTracker) -> FaceTracker:

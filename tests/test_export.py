@@ -228,12 +228,34 @@ def test_the_bundled_model_exports_at_a_smaller_input_and_still_finds_faces(data
     assert not (tmp_path / "x").exists()
 
 
+def test_the_bundled_model_exports_fitted_to_a_cameras_frames(datasets_dir, tmp_path, monkeypatch):
+    """`export --frame 640x480`: the input fitted to 4:3 frames (192x160, model.fitted), checked by export against
+    Keras, named after the frames, and finding the faces of a real 640x480 set as the square file does."""
+    from facetracker.evaluate import evaluate_folder
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", "--model", str(bundled_model_path()), "--format", "tflite",
+                                 "--frame", "640x480"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / config.MODELS_DIR / "facetracker-640x480.tflite"
+    assert "192x160 px input" in result.output and out.is_file()
+    images, labels = datasets_dir / "webcam-c" / "images", datasets_dir / "webcam-c" / "labels"
+    fitted_report = evaluate_folder(Detector.load(out), images, labels)
+    square_report = evaluate_folder(Detector.load(bundled_model_path(fast=True)), images, labels)
+    assert abs(fitted_report["ap50"] - square_report["ap50"]) <= 0.02, (fitted_report["ap50"], square_report["ap50"])
+    assert abs(fitted_report["mean_iou"] - square_report["mean_iou"]) <= 0.02
+    bad = runner.invoke(app, ["export", "--format", "tflite", "--frame", "640by480"])
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1 and "WIDTHxHEIGHT" in bad.output
+
+
 def test_default_output_names(tmp_path):
     model = tmp_path / "models" / "face.keras"
     assert default_out(model, "tflite", "none") == tmp_path / "models" / "face.tflite"
     assert default_out(model, "tflite", "int8") == tmp_path / "models" / "face-int8.tflite"
     assert default_out(model, "savedmodel", "none") == tmp_path / "models" / "face_savedmodel"
     assert default_out(model, "tflite", "none", 160) == tmp_path / "models" / "face-160px.tflite"
+    assert default_out(model, "tflite", "none", frame=(640, 480)) == tmp_path / "models" / "face-640x480.tflite"
     # Exports of the bundled model go to models/, never into the installed package.
     assert default_out(bundled_model_path(), "onnx", "none") == config.MODELS_DIR / "facetracker.onnx"
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from facetracker import config
-from facetracker.boxes import Letterbox
+from facetracker.boxes import Letterbox, fitted_input, iou_matrix
 from facetracker.errors import FacetrackerError
-from facetracker.inference import (Detection, Detector, bundled_model_path, make_resizer, resolve_model_path,
-                                   to_detections)
+from facetracker.inference import (Detection, Detector, bundled_fitted_path, bundled_model_path, make_resizer,
+                                   resolve_model_path, to_detections)
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +172,67 @@ def test_bundled_tflite_is_the_bundled_keras_model(datasets_dir):
     for image in sorted((datasets_dir / "webcam-b" / "images").glob("*.jpg"))[:8]:
         frame = cv2.imread(str(image))
         assert_same_faces(keras_model.detect(frame), tflite.detect(frame), atol_px=0.1)  # pixels of 640x480
+
+
+def test_the_bundled_fitted_tflite_files_are_the_bundled_keras_model_fitted(datasets_dir):
+    """`live` runs these for the frames of common cameras: each must be the shipped .keras fitted to those frames
+    (model.fitted), and find the same faces as the square file, at the same scale."""
+    from facetracker.model import fitted, load_model
+
+    bundled = load_model(bundled_model_path())
+    assert bundled.image_size == config.BUNDLED_IMAGE_SIZE
+    square = Detector.load(bundled_model_path(fast=True))
+    frames = [cv2.imread(str(p)) for p in sorted((datasets_dir / "webcam-b" / "images").glob("*.jpg"))[:6]]
+    for width, height in config.BUNDLED_FITTED_FRAMES:
+        input_width, input_height = fitted_input(width, height, bundled.image_size)
+        path = bundled_fitted_path((width, height))
+        assert path.name == config.BUNDLED_FITTED_MODEL_NAME.format(width=input_width, height=input_height)
+        tflite = Detector.load(path)
+        keras_fitted = Detector.from_model(fitted(bundled, width, height))
+        assert tflite.input_size == keras_fitted.input_size == (input_width, input_height)
+        assert tflite.image_size == square.image_size  # the same scale: the long side is the square's side
+        for frame in frames:
+            shown = cv2.resize(frame, (width, height)) if (width, height) != (640, 480) else frame
+            assert_same_faces(keras_fitted.detect(shown), tflite.detect(shown), atol_px=0.2)
+            best_square, best_fitted = square.detect(shown)[0], tflite.detect(shown)[0]
+            assert abs(best_square.score - best_fitted.score) < 0.06
+            assert iou_matrix([best_square.box], [best_fitted.box])[0, 0] > 0.85
+
+
+def test_a_fitted_detector_letterboxes_into_its_own_input(keras_detector, real_frames, trained_model):
+    """Detector.load(frame=...) fits a .keras model to the frames it will see: the 64 px test model fitted to
+    1280x600 frames takes a 64x32 input. Its frames are scaled as the square model scales them; frames of other
+    shapes still fit inside it, and every box maps back to the frame's pixels."""
+    fitted_detector = Detector.load(trained_model, frame=(1280, 600))
+    side = keras_detector.image_size
+    assert fitted_detector.input_size == (64, 32) == fitted_input(1280, 600, side)
+    wide = cv2.resize(real_frames[0], (1280, 600))
+    assert fitted_detector.letterbox(wide).scale == pytest.approx(Letterbox(1280, 600, side).scale)
+    for frame in [wide, *real_frames]:
+        height, width = frame.shape[:2]
+        layout = fitted_detector.letterbox(frame)
+        (w, h), (x, y) = layout.size, layout.pad
+        image = fitted_detector.prepare([frame])[0]
+        assert image.shape == (32, 64, 3)
+        bars = np.ones(image.shape[:2], bool)
+        bars[y:y + h, x:x + w] = False
+        assert (image[bars] == config.AUG_BORDER_FILL).all()
+        picture = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), (w, h), interpolation=cv2.INTER_AREA)
+        assert np.abs(image[y:y + h, x:x + w] - picture).mean() < 2.0  # grey levels
+        for found in fitted_detector.detect(frame, min_score=0.0):
+            x1, y1, x2, y2 = found.box
+            assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height
+
+
+def test_the_default_model_is_fitted_to_the_cameras_frames(tmp_path, monkeypatch):
+    """With no --model, a 640x480 source runs the bundled 192x160 file, a 1280x720 one the 192x128 file, a size
+    with no fitted file the square one; a file given by path runs as exported."""
+    monkeypatch.chdir(tmp_path)  # no models/facetracker.keras here: the bundled model is the default
+    assert Detector.load(None, frame=(640, 480)).input_size == (192, 160)
+    for frame, fitted in (((1280, 720), (192, 128)), ((368, 656), (128, 192)), ((500, 500), (192, 192))):
+        assert Detector.load(resolve_model_path(None, frame=frame), frame=frame).input_size == fitted
+    assert resolve_model_path(None, frame=(500, 500)) == bundled_model_path(fast=True)  # no 1:1 file ships
+    assert resolve_model_path(None, fast=False, frame=(640, 480)) == bundled_model_path()  # .keras: fitted in memory
+    assert Detector.load(None).input_size == (192, 192)
+    square = bundled_model_path(fast=True)
+    assert Detector.load(square, frame=(640, 480)).input_size == (192, 192)  # a file given runs as exported

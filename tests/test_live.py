@@ -407,3 +407,18 @@ def test_background_recorder_writes_every_frame_in_order(datasets_dir, tmp_path)
     written = read_all(tmp_path / "out.avi")
     assert recorder.frames == len(written) == 50 and no_temp_files(tmp_path)
     assert all(np.abs(a.astype(int) - b).mean() < 8 for a, b in zip(written, frames)), "same frames, same order"
+
+
+def test_with_no_model_live_runs_the_bundled_file_fitted_to_the_sources_frames(video_of, tmp_path, monkeypatch):
+    """A 640x480 source gets the bundled model's 192x160 export (the same faces as the square file, a sixth less to
+    compute; docs/benchmarks.md), and it finds the face of a real webcam clip."""
+    from facetracker.inference import bundled_model_path
+
+    monkeypatch.chdir(tmp_path)  # no models/facetracker.keras here
+    video = video_of("webcam-a", frames=20)
+    stats = run_live(video, show=False)
+    assert Path(stats.model).name == "facetracker-192x160.tflite" and stats.runtime == "tflite"
+    assert json.loads(stats.to_json())["model"] == stats.model
+    square = run_live(video, model=bundled_model_path(fast=True), show=False)
+    assert Path(square.model).name == "facetracker.tflite"
+    assert stats.frames == square.frames == 20 and stats.faces >= square.faces - 1 >= 12, (stats.faces, square.faces)

@@ -15,8 +15,8 @@ import pytest
 
 from facetracker import boxes, config, losses
 from facetracker.errors import FacetrackerError
-from facetracker.model import (CaffePreprocess, FaceTracker, Standardize, build_model, load_model, make_backbone,
-                               pick_preprocessing)
+from facetracker.model import (CaffePreprocess, FaceTracker, Standardize, build_model, fitted, load_model,
+                               make_backbone, pick_preprocessing)
 
 
 def pixels(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -287,6 +287,57 @@ def test_decoding_and_nms_give_the_right_boxes_on_a_hand_made_case():
     # Two faces -> two boxes, best first; the duplicate is suppressed, the faint cell (0.01) dropped; then zeros.
     np.testing.assert_allclose(scores, [0.9, 0.7, 0, 0], atol=1e-6)
     np.testing.assert_allclose(kept, [face_a, face_b, [0, 0, 0, 0], [0, 0, 0, 0]], atol=1e-6)
+
+
+def test_a_grid_of_other_rows_than_columns_decodes_and_assigns_by_its_own_cells():
+    """A model fitted to a wide frame has a grid of 2 rows and 4 columns: cell centres at x 0.125 ... 0.875 and
+    y 0.25, 0.75; a cell is a quarter of the input wide and half of it high."""
+    grid = (2, 4)  # (rows, columns); cell index = row * 4 + column
+    centres = np.asarray(boxes.cell_centers(grid))
+    np.testing.assert_allclose(centres[[0, 3, 5]], [[0.125, 0.25], [0.875, 0.25], [0.375, 0.75]])
+    face = [0.3, 0.55, 0.5, 0.95]  # centred in cell 5
+    cx, cy = centres[5]
+    distances = np.zeros((1, 8, 4), "float32")
+    distances[0, 5] = np.log(np.array([cx - face[0], cy - face[1], face[2] - cx, face[3] - cy]) * [4, 2, 4, 2])
+    np.testing.assert_allclose(np.asarray(boxes.decode_boxes(distances, grid))[0, 5], face, atol=1e-6)
+    positive, matched = (np.asarray(t) for t in boxes.assign_faces(np.array([[face]], "float32"), grid))
+    assert np.nonzero(positive[0])[0].tolist() == [5]
+    np.testing.assert_allclose(matched[0, 5], face)
+
+
+def test_fitted_inputs_keep_the_squares_scale_with_fewer_bars():
+    """boxes.fitted_input and Letterbox(fit=...): a frame keeps the scale of the square input, only the bars the
+    stride needs remain, and boxes go to the input and back unchanged."""
+    assert boxes.fitted_input(640, 480, 192) == (192, 160)  # 192 x 144 of picture
+    assert boxes.fitted_input(1280, 720, 192) == (192, 128)  # 192 x 108
+    assert boxes.fitted_input(368, 656, 192) == (128, 192)  # portrait phone clip: 108 x 192
+    assert boxes.fitted_input(500, 500, 192) == (192, 192)
+    assert boxes.fitted_input(4000, 100, 192) == (192, 32)  # never under one stride-32 cell
+    frame_box = np.array([[100.0, 50.0, 300.0, 400.0]], np.float32)
+    for width, height in ((640, 480), (1280, 720), (368, 656)):
+        square = boxes.Letterbox(width, height, 192)
+        fit = boxes.Letterbox(width, height, 192, boxes.fitted_input(width, height, 192))
+        assert fit.scale == square.scale and fit.size == square.size
+        assert fit.input_size[0] * fit.input_size[1] < 192 * 192
+        np.testing.assert_allclose(fit.to_frame(fit.to_input(frame_box)), frame_box, atol=1e-3)
+        # The same face, in pixels of the input, sits at the same place relative to the picture.
+        in_square = square.to_input(frame_box) * 192 - np.tile(square.pad, 2)
+        in_fit = fit.to_input(frame_box) * np.tile(fit.input_size, 2) - np.tile(fit.pad, 2)
+        np.testing.assert_allclose(in_fit, in_square, atol=1e-3)
+
+
+def test_a_fitted_model_has_the_squares_weights_and_its_own_grid():
+    square = build_model("compact", image_size=64, weights=None)
+    wide = fitted(square, 1280, 600)
+    assert wide.input_size == (64, 32) and wide.grid == (4, 8) and wide.image_size == 64
+    for mine, theirs in zip(wide.get_weights(), square.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    scores, found = wide(np.zeros((1, 32, 64, 3), "float32"))
+    assert scores.shape == (1, wide.max_faces) and found.shape == (1, wide.max_faces, 4)
+    assert FaceTracker.from_config(wide.get_config()).input_size == (64, 32)
+    assert square.get_config()["input_size"] is None  # files saved before fitting existed load as squares
+    with pytest.raises(FacetrackerError, match="multiples of 32"):
+        build_model("compact", image_size=64, weights=None, input_size=(64, 40))
 
 
 def test_decoding_keeps_an_untrained_head_finite():
