@@ -16,7 +16,8 @@ Each clip is then seen two ways, each with the model of --model (a fold model of
 it was not trained on):
 - as `predict` sees a video: every decoded frame on its own (Detector.detect), a face found when a detection at
   config.THRESHOLD holds the true face's centre;
-- as `live` tracks it: the real live loop (headless), a face found when a shown track holds the centre.
+- as `live` tracks it: the real live loop (headless), a face found when a shown track holds the centre, with the
+  model's input fitted to the clip's frames as `live` fits it (facetracker.live.load_detector).
 MediaPipe BlazeFace (full and short range, in .venv-mediapipe as in benchmarks/quality.py) sees the same decoded
 frames in the same run, each on its own as `predict` does: the face found when a detection that MediaPipe keeps by
 default (score >= 0.5) holds its centre (`--no-blazeface` skips it).
@@ -167,13 +168,15 @@ def main() -> None:
     runs = fold_runs(args.folds, args.clips or 8) if args.folds else [(args.set, None, args.model, args.clips or 20)]
     require_datasets(*(name for name, *_ in runs))
     size = tuple(int(v) for v in args.size.lower().split("x"))
-    from facetracker.inference import Detector
+    from facetracker.inference import Detector, bundled_model_for
+    from facetracker.live import load_detector
 
     results = []  # (set, fold, clip rows)
     for name, fold, model, clips in runs:
-        detector = Detector.load(model)
-        print(f"{name}: {clips} clips, model {detector.source}", file=sys.stderr, flush=True)
-        results.append((name, fold, clip_rows(detector, name, clips, args.frames, size, not args.no_blazeface)))
+        # predict's square input; live's input fitted to the frames (the bundled model by default, as in live)
+        detectors = Detector.load(model), load_detector(model or bundled_model_for(size), size)
+        print(f"{name}: {clips} clips, model {detectors[1].source}", file=sys.stderr, flush=True)
+        results.append((name, fold, clip_rows(detectors, name, clips, args.frames, size, not args.no_blazeface)))
     print(folds_report(results, args) if args.folds else report(results[0][2], args))
 
 
@@ -189,16 +192,18 @@ def fold_runs(folder: Path, clips: int) -> list[tuple]:
             for k, fold in sorted(folds.items(), key=lambda item: int(item[0])) for name in fold["held_out"]]
 
 
-def clip_rows(detector, name: str, clips: int, frames: int, size: tuple[int, int], blazeface: bool) -> list[tuple]:
+def clip_rows(detectors: tuple, name: str, clips: int, frames: int, size: tuple[int, int], blazeface: bool
+              ) -> list[tuple]:
     """One row per clip of a set: (photo, frames, found by predict, tracked by live, lowest score, {BlazeFace
-    model: found})."""
+    model: found}). detectors: (predict's, live's)."""
+    predict_detector, live_detector = detectors
     rows, made = [], []  # made: (clip, truth), for one BlazeFace process per set
     with tempfile.TemporaryDirectory(prefix="frontal-clips-") as tmp:
         for sample in portraits(name, clips):
             clip = Path(tmp) / f"{sample.image.stem}.mp4"
             truth = make_clip(sample, clip, frames, size)
-            found, lowest = per_frame(detector, clip, truth)
-            rows.append((sample.image.name, len(truth), found, tracked(detector, clip, truth), lowest, {}))
+            found, lowest = per_frame(predict_detector, clip, truth)
+            rows.append((sample.image.name, len(truth), found, tracked(live_detector, clip, truth), lowest, {}))
             made.append((clip, truth))
             print(f"  {rows[-1][:5]}", file=sys.stderr, flush=True)
         if blazeface:

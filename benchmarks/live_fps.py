@@ -56,12 +56,13 @@ CONFIGS = ("decode", "keras", "tflite", "tflite-fitted", "tflite-record", "tflit
 LABELS = {"decode": "decode only (cv2.VideoCapture.read)", "keras": "default model, .keras via tf.function",
           "tflite": "default model, .tflite (TFLite interpreter)",
           "tflite-fitted": "default model, .tflite fitted to the frames (`export --frame`; what `live` runs)",
-          "tflite-record": "default model, .tflite, --record out.mp4",
+          "tflite-record": "default model, .tflite fitted to the frames, --record out.mp4",
           "tflite-1thread": "default model, .tflite, one inference thread",
           "onnx": "default model, .onnx (onnxruntime)",
           "vgg16-predict": "notebook VGG16 120 px, model.predict per frame", "haar": "OpenCV Haar cascade"}
 MODEL_CONFIGS = ("keras", "tflite", "tflite-fitted", "tflite-record", "tflite-1thread", "onnx")
-TFLITE_CONFIGS = ("tflite", "tflite-record", "tflite-1thread")  # all run the same exported .tflite file
+TFLITE_CONFIGS = ("tflite", "tflite-1thread")  # both run the same square .tflite file
+FITTED_CONFIGS = ("tflite-fitted", "tflite-record")  # both run the .tflite fitted to the clip's frames, as `live` does
 
 
 # ---------------------------------------------------------------- the parent: build inputs, run workers, report
@@ -114,7 +115,8 @@ def export(model: Path, folder: Path, frame: tuple[int, int]) -> dict[str, Path]
     code = ("import sys, json; from pathlib import Path; from facetracker.export import export_model\n"
             "model, folder, frame = Path(sys.argv[1]), Path(sys.argv[2]), (int(sys.argv[3]), int(sys.argv[4]))\n"
             "out = {f: str(export_model(model, f, out=folder / ('model.' + f)).path) for f in ('tflite', 'onnx')}\n"
-            "out['tflite-fitted'] = str(export_model(model, 'tflite', out=folder / 'fitted.tflite', frame=frame).path)\n"
+            "fitted = export_model(model, 'tflite', out=folder / 'fitted.tflite', frame=frame)\n"
+            "out['tflite-fitted'] = str(fitted.path)\n"
             "print(json.dumps(out))")
     done = subprocess.run([sys.executable, "-c", code, str(model), str(folder), *map(str, frame)],
                           capture_output=True, text=True, cwd=REPO)
@@ -206,7 +208,8 @@ def main() -> None:
         video = build_video(Path(tmp) / "two-people.mp4", args.frames, size)
         configs = args.only or CONFIGS
         exported = export(model, Path(tmp), size) if (set(MODEL_CONFIGS) - {"keras"}) & set(configs) else {}
-        models = {"keras": model, **{name: exported.get("tflite") for name in TFLITE_CONFIGS}, **exported}
+        models = {"keras": model, **{name: exported.get("tflite") for name in TFLITE_CONFIGS},
+                  **{name: exported.get("tflite-fitted") for name in FITTED_CONFIGS}, "onnx": exported.get("onnx")}
         rounds = []
         for _ in range(max(1, args.rounds)):
             rounds.append([])

@@ -210,10 +210,12 @@ def main() -> None:
 def model_detector(model: Path | None, size: tuple[int, int], square: bool):
     """What `live` runs on frames of this size (live.load_detector: the bundled file fitted to them, a .keras
     model fitted in memory), or with `square` the model's square input."""
-    from facetracker.inference import Detector, bundled_model_path
+    from facetracker.inference import Detector, bundled_model_for
     from facetracker.live import load_detector
 
-    return Detector.load(model or bundled_model_path(fast=True)) if square else load_detector(model, size)
+    if square:
+        return Detector.load(model or bundled_model_for(None))
+    return load_detector(model or bundled_model_for(size), size)
 
 
 def report(rows: list[dict], what: str, load: tuple, args) -> str:

@@ -79,7 +79,7 @@ def fitted_input(width: int, height: int, side: int, multiple: int = 32) -> tupl
     """(width, height) of the smallest model input that holds a width x height frame at the scale of a side x side
     input: its long side is `side`, its short side the frame's, rounded up to `multiple` (the stride-32 grid
     needs whole cells). A 640x480 frame at 192 gets 192x160 instead of 192x192: the same faces at the same size,
-    a sixth less to compute (docs/benchmarks.md, "Inputs fitted to the frame")."""
+    a sixth less to compute (docs/quality.md, "Inputs fitted to the frame")."""
     scale = side / max(width, height)
     return tuple(min(side, max(multiple, -(-round(n * scale) // multiple) * multiple)) for n in (width, height))
 

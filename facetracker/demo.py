@@ -380,9 +380,9 @@ def run_demo(out_dir: Path = config.DEMO_DIR, model: Path | str | None = None, s
     out_dir = ensure_writable_dir(out_dir)
     clip = synthesise_clip(out_dir / CLIP_NAME)
     if model is None and detector is None:  # the bundled model, fitted to the clip's frames as `live` fits it
-        from facetracker.inference import bundled_fitted_path, bundled_model_path
+        from facetracker.inference import bundled_model_for
 
-        model = bundled_fitted_path(config.DEMO_SIZE) or bundled_model_path(fast=True)
+        model = bundled_model_for(config.DEMO_SIZE)
     stats = run_live(clip, model=model, detector=detector, record=out_dir / RESULT_NAME, show=show, force=True,
                      keep_tracks=True)
     if stats.record:

@@ -8,10 +8,10 @@ model itself (attribute or input shape), so no size flag is ever needed.
 
 Every runtime takes float32 RGB pixels 0..255 of shape (N, height, width, 3) — the whole frame letterboxed into
 the input (aspect kept, grey bars), exactly like training; the input is the training square, or fitted to the
-frame's aspect (facetracker.model.fitted: the same scale, fewer bars) — and returns the K best faces after the model's own
-non-maximum suppression: scores (N, K) sorted high to low and boxes (N, K, 4) as fractions of the input, zeros
-where fewer faces were found. `Detector` turns them into Detections in pixels of the original frame. A Detector
-reuses its buffers and is not thread-safe.
+frame's aspect (facetracker.model.fitted: the same scale, fewer bars) — and returns the K best faces after the
+model's own non-maximum suppression: scores (N, K) sorted high to low and boxes (N, K, 4) as fractions of the
+input, zeros where fewer faces were found. `Detector` turns them into Detections in pixels of the original frame. A
+Detector reuses its buffers and is not thread-safe.
 """
 
 from __future__ import annotations
@@ -252,6 +252,12 @@ def bundled_fitted_path(frame: tuple[int, int]) -> Path | None:
     return Path(str(asset)) if asset.is_file() else None
 
 
+def bundled_model_for(frame: tuple[int, int] | None) -> Path:
+    """The bundled TFLite file for frames of this (width, height): the export fitted to them when one ships, else
+    the square one (also for frame None)."""
+    return (bundled_fitted_path(frame) if frame is not None else None) or bundled_model_path(fast=True)
+
+
 def resolve_model_path(path: Path | str | None, fast: bool = True, frame: tuple[int, int] | None = None) -> Path:
     """What a command runs when --model is left out: your trained model if it exists, else the bundled one
     (its TFLite export when fast, the .keras file otherwise). frame: (width, height) of the frames it will see;
@@ -260,8 +266,7 @@ def resolve_model_path(path: Path | str | None, fast: bool = True, frame: tuple[
         return Path(path)
     if config.DEFAULT_MODEL.exists():
         return config.DEFAULT_MODEL
-    fitted = bundled_fitted_path(frame) if fast and frame is not None else None
-    return fitted or bundled_model_path(fast)
+    return bundled_model_for(frame) if fast else bundled_model_path()
 
 
 class FramePreparer:
@@ -325,9 +330,9 @@ class Detector:
         """A Detector for a .keras/.tflite/.onnx file or an exported SavedModel folder (None: bundled model).
 
         frame: (width, height) of the frames it will see. A .keras model is then fitted to them (model.fitted:
-        the same faces, 1.2x (4:3) to 1.5x (16:9) less to compute); exported files run as they were exported
-        (`export --frame`; resolve_model_path picks the bundled one fitted to the frames)."""
-        path = resolve_model_path(None, frame=frame) if path is None else Path(path)
+        the same faces, a sixth (4:3) to a third (16:9) less to compute); exported files run as they were exported
+        (`export --frame`); for None, the bundled export fitted to them when one ships (bundled_model_for)."""
+        path = bundled_model_for(frame) if path is None else Path(path)
         if not path.exists():
             raise FacetrackerError("model not found", path,
                                    "train one with `facetracker train` or pass --model PATH to a .keras/.tflite/.onnx file")
