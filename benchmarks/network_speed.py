@@ -94,9 +94,13 @@ def main() -> None:
                              "runs it (facetracker.model.fitted)")
     args = parser.parse_args()
     require_datasets("webcam-a")
+    from facetracker.errors import FacetrackerError
     from facetracker.export import parse_frame_size
 
-    frames = {text: None if text == "square" else parse_frame_size(text) for text in args.frames}
+    try:
+        frames = {text: None if text == "square" else parse_frame_size(text) for text in args.frames}
+    except FacetrackerError as error:
+        sys.exit(f"error: {error}")
     with tempfile.TemporaryDirectory(prefix="network-speed-") as tmp:
         networks = {(name, text): export_network(name, Path(tmp), frame)
                     for name in args.networks for text, frame in frames.items()}

@@ -96,9 +96,10 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
     """Track every face on `source` until it ends or is stopped; return the stats (also on Ctrl-C or disconnect).
 
     detector: anything with detect(frame_bgr) -> list of Detections (or one Detection); None loads `model` (None:
-    your trained model if models/facetracker.keras exists, else the bundled one) through Detector. show None: show
-    when a display exists. live None: from the source (camera/URL live, file not); True treats a file like a camera
-    (drops frames). pace None: a file shown in a window plays at its own frame rate, otherwise as fast as possible.
+    your trained model if models/facetracker.keras exists, else the bundled one) with load_detector, fitted to the
+    source's frames. show None: show when a display exists. live None: from the source (camera/URL live, file
+    not); True treats a file like a camera (drops frames). pace None: a file shown in a window plays at its own frame
+    rate, otherwise as fast as possible.
     stall_seconds: a live source that delivers nothing for this long counts as disconnected.
     max_faces: at most this many tracks at once. tracks: write one JSON line per processed frame there (TrackLog)."""
     _check_options(threshold, smooth, max_frames, max_faces)
