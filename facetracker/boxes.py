@@ -15,6 +15,7 @@ learns a face when its centre lies in the central part of that face's box; the s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -36,31 +37,38 @@ class Letterbox:
     side: int
     fit: tuple[int, int] | None = None
 
-    @property
+    # The layout is worked out once per Letterbox (cached_property): a video's frames share one, and to_frame runs
+    # on every frame of `live`.
+    @cached_property
     def input_size(self) -> tuple[int, int]:
         """(width, height) of the model input."""
         return self.fit or (self.side, self.side)
 
-    @property
+    @cached_property
     def scale(self) -> float:
         input_width, input_height = self.input_size
         return min(input_width / self.width, input_height / self.height)
 
-    @property
+    @cached_property
     def size(self) -> tuple[int, int]:
         """(width, height) of the scaled frame inside the input, at least 1 pixel each."""
         return max(1, round(self.width * self.scale)), max(1, round(self.height * self.scale))
 
-    @property
+    @cached_property
     def pad(self) -> tuple[int, int]:
         (w, h), (input_width, input_height) = self.size, self.input_size
         return (input_width - w) // 2, (input_height - h) // 2
+
+    @cached_property
+    def _input_pixels(self) -> np.ndarray:
+        """(4,) input width, height, width, height: box fractions of the input times this are its pixels."""
+        return np.tile(np.asarray(self.input_size, np.float32), 2)
 
     def to_frame(self, boxes: np.ndarray) -> np.ndarray:
         """Input fractions (..., 4) -> pixels of the frame, clipped to it."""
         w, h = self.size
         px, py = self.pad
-        out = np.asarray(boxes, np.float32) * np.tile(self.input_size, 2).astype(np.float32)
+        out = np.asarray(boxes, np.float32) * self._input_pixels
         out[..., 0::2] = np.clip((out[..., 0::2] - px) * (self.width / w), 0, self.width)
         out[..., 1::2] = np.clip((out[..., 1::2] - py) * (self.height / h), 0, self.height)
         return out
@@ -72,7 +80,7 @@ class Letterbox:
         out = np.array(boxes_px, np.float32)
         out[..., 0::2] = out[..., 0::2] * (w / self.width) + px
         out[..., 1::2] = out[..., 1::2] * (h / self.height) + py
-        return out / np.tile(self.input_size, 2).astype(np.float32)
+        return out / self._input_pixels
 
 
 def fitted_input(width: int, height: int, side: int, multiple: int = 32) -> tuple[int, int]:

@@ -131,12 +131,12 @@ def make_backbone(backbone: str, image_size, alpha: float, weights: str | Path |
     check_backbone(backbone)
     ctor_name, _, _, imagenet_sizes = BACKBONES[backbone]
     ctor = getattr(keras.applications, ctor_name)
-    kwargs = dict(include_top=False, input_shape=input_shape(image_size))
+    height, width, _ = shape = input_shape(image_size)
+    kwargs = dict(include_top=False, input_shape=shape)
     if backbone != "vgg16":
         kwargs["alpha"] = alpha
     if backbone == "mobilenetv3small":
         kwargs["include_preprocessing"] = False  # done by our own Rescaling layer
-    height, width, _ = input_shape(image_size)
     weights = _resolve_weights(weights, backbone, width if width == height else (width, height), imagenet_sizes)
     try:
         return ctor(weights=weights, **kwargs)
