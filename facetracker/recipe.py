@@ -36,6 +36,8 @@ class RecipeOptions:
     backbone: str = config.RECIPE_BACKBONE  # compact (from scratch), blazeface (from BlazeFace's weights), blazeface-lite
     start: Path | None = None  # a FaceTracker .keras to go on from (rebuilt at image_size), instead of new weights
     # (backbone blazeface-lite: start is a trained blazeface model, whose stem the lite one is first taught)
+    lite_epochs: int = config.LITE_EPOCHS  # blazeface-lite's second stage: passes of the recipe after the stem's
+    distill_epochs: int = config.LITE_DISTILL_EPOCHS  # passes over the views that teach the lite stem its features
 
 
 def add_recipe_arguments(parser) -> None:
@@ -109,11 +111,11 @@ def train_on_sets(set_dirs: list[Path], opts: RecipeOptions):
     """Train a new FaceTracker on all photos of `set_dirs` for opts.epochs passes; save it to opts.out.
 
     blazeface-lite without a start trains in two stages: a blazeface model first (saved as `<out>-blazeface.keras`,
-    opts.epochs passes), then the lite one made from it (config.LITE_EPOCHS passes)."""
+    opts.epochs passes), then the lite one made from it (opts.lite_epochs passes)."""
     if opts.backbone == "blazeface-lite" and opts.start is None:
         teacher = opts.out.with_name(f"{opts.out.stem}-blazeface.keras")
         train_on_sets(set_dirs, replace(opts, backbone="blazeface", out=teacher))
-        return train_on_sets(set_dirs, replace(opts, start=teacher, epochs=config.LITE_EPOCHS, lr=None))
+        return train_on_sets(set_dirs, replace(opts, start=teacher, epochs=opts.lite_epochs, lr=None))
     from facetracker.data import photo_dataset
     from facetracker.train import learning_rate_schedule, save_inference_model
 
@@ -127,7 +129,7 @@ def train_on_sets(set_dirs: list[Path], opts: RecipeOptions):
         from facetracker.model import lightened
 
         teacher, model = model, lightened(model)
-        distill_stem(model, teacher, dataset, steps * config.LITE_DISTILL_EPOCHS, opts.log)
+        distill_stem(model, teacher, dataset, steps * opts.distill_epochs, opts.log)
     lr = opts.lr or config.RECIPE_LR[opts.backbone]
     model.compile(keras.optimizers.Adam(learning_rate_schedule(lr, opts.epochs, steps)))
     callbacks = [EpochLog(opts.log, len(photos), opts.out)] if opts.log else []
