@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import facetracker  # noqa: F401  (before any test module imports TensorFlow: sets TF_ENABLE_ONEDNN_OPTS)
+
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / "datasets"))
 DATASET_NAMES = ("webcam-a", "webcam-b", "webcam-c")
@@ -80,7 +82,8 @@ def video_of(tmp_path, datasets_dir):
 
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, datasets_dir) -> Path:
-    """A small FaceTracker (.keras, 64 px) really trained for a few steps on real webcam-a images (~20 s, once).
+    """A small FaceTracker (.keras, 64 px) really trained for a few hundred steps on real webcam-a images and their
+    mirror images (~10 s, once).
 
     Its outputs differ between images, unlike an untrained one; see tests/tiny_model.py."""
     from tiny_model import train_tiny_model

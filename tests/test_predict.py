@@ -57,7 +57,7 @@ class FixedDetector:
 
 
 def test_jsonl_boxes_follow_the_labels(dataset_copy, trained_model, tmp_path):
-    # The 12 faces + 4 negatives the tiny model trained on for only 30 steps: its boxes follow the faces
+    # The 12 faces + 4 negatives the tiny model trained on for only 240 steps: its boxes follow the faces
     # (a fixed box cannot: it does not move at all) without fitting them tightly yet.
     data = dataset_copy("webcam-a", limit=12, negatives=4)
     detector = Detector.load(trained_model)
