@@ -10,6 +10,9 @@ subprocess (so peak memory, ru_maxrss, is per configuration and nothing is share
   decode only          cv2.VideoCapture.read() in a loop: the ceiling for any tracker on this file
   default .keras       `facetracker live` loop (run_live, headless) with Detector on the model: compiled tf.function
   default .tflite      same, the model exported by facetracker.export (TFLite interpreter, XNNPACK)
+  .tflite fitted       same, the export fitted to the clip's frames (what `live` runs for the bundled model), with
+                       live's detection workers (config.LIVE_DETECT_WORKERS one-thread copies run the next frames)
+  fitted, serial       same file, `--workers 1`: the loop runs one interpreter on config.INFERENCE_THREADS threads
   .tflite + --record   same, also recording the annotated video (mp4v, encoded in its own thread)
   .tflite, 1 thread    same, the TFLite interpreter on one thread instead of config.INFERENCE_THREADS
   default .onnx        same, exported to ONNX (onnxruntime)
@@ -51,18 +54,20 @@ from shared_data import require_datasets  # noqa: E402  (benchmarks/shared_data.
 SIZE = (640, 480)
 WARMUP = 10
 SLOW_FRAMES = {"vgg16-predict": 60, "haar": 100}  # seconds per run stay reasonable; FPS is a rate anyway
-CONFIGS = ("decode", "keras", "tflite", "tflite-fitted", "tflite-record", "tflite-1thread", "onnx", "vgg16-predict",
-           "haar")
+CONFIGS = ("decode", "keras", "tflite", "tflite-fitted", "tflite-serial", "tflite-record", "tflite-1thread", "onnx",
+           "vgg16-predict", "haar")
 LABELS = {"decode": "decode only (cv2.VideoCapture.read)", "keras": "default model, .keras via tf.function",
           "tflite": "default model, .tflite (TFLite interpreter)",
           "tflite-fitted": "default model, .tflite fitted to the frames (`export --frame`; what `live` runs)",
+          "tflite-serial": "default model, .tflite fitted to the frames, --workers 1 (the model in the loop)",
           "tflite-record": "default model, .tflite fitted to the frames, --record out.mp4",
           "tflite-1thread": "default model, .tflite, one inference thread",
           "onnx": "default model, .onnx (onnxruntime)",
           "vgg16-predict": "notebook VGG16 120 px, model.predict per frame", "haar": "OpenCV Haar cascade"}
-MODEL_CONFIGS = ("keras", "tflite", "tflite-fitted", "tflite-record", "tflite-1thread", "onnx")
+MODEL_CONFIGS = ("keras", "tflite", "tflite-fitted", "tflite-serial", "tflite-record", "tflite-1thread", "onnx")
 TFLITE_CONFIGS = ("tflite", "tflite-1thread")  # both run the same square .tflite file
-FITTED_CONFIGS = ("tflite-fitted", "tflite-record")  # both run the .tflite fitted to the clip's frames, as `live` does
+FITTED_CONFIGS = ("tflite-fitted", "tflite-serial", "tflite-record")  # the .tflite fitted to the frames, as `live` runs
+SERIAL_CONFIGS = ("tflite-serial", "tflite-1thread")  # the model in the loop (live --workers 1), not in workers
 
 
 # ---------------------------------------------------------------- the parent: build inputs, run workers, report
@@ -236,18 +241,26 @@ def run_worker(config: str, video: Path, model: Path | None, frames: int, truth:
         live_detector = TruthAfterModel(detector, video) if truth else detector
         record = video.with_name("recorded.mp4") if config == "tflite-record" else None
         before = cpu_seconds()
+        # --detections truth replays the boxes frame by frame in the loop: it cannot run in detection workers.
+        workers = 1 if config in SERIAL_CONFIGS or truth else config_module().LIVE_DETECT_WORKERS
         stats = run_live(video, detector=live_detector, show=False, max_frames=SLOW_FRAMES.get(config, frames),
-                         record=record, force=True)
+                         record=record, force=True, workers=workers)
         result = {"fps": stats.fps, "p50_ms": stats.latency_p50_ms, "p95_ms": stats.latency_p95_ms,
                   "frames": stats.frames, "cpu_ms": (cpu_seconds() - before) / max(1, stats.frames) * 1000,
                   "faces": stats.face_boxes / max(1, stats.frames),
-                  "tracks_seen": stats.tracks_seen}
+                  "tracks_seen": stats.tracks_seen, "workers": stats.workers}
         if record is not None:
             result["recorded_frames"] = stats.recorded_frames
-        if config in ("keras", "tflite", "tflite-fitted", "onnx"):
+        if config in ("keras", "tflite", "tflite-fitted", "tflite-serial", "onnx"):
             result["profile"] = profile_stages(detector, video, min(frames, 200), truth)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
     return {"config": config, **result, "maxrss_mb": peak_kb / 1024}
+
+
+def config_module():
+    from facetracker import config
+
+    return config
 
 
 def cpu_seconds() -> float:

@@ -169,6 +169,11 @@ class FrameReader:
                 self._changed.wait()
         self._frames.append(frame)
 
+    def ready(self) -> bool:
+        """A frame can be read without waiting (or the source has ended, and read() says so at once)."""
+        with self._changed:
+            return bool(self._frames) or self._ended is not None
+
     def read(self) -> Frame | None:
         with self._changed:
             arrived = self._changed.wait_for(lambda: self._frames or self._ended, timeout=self.stall_seconds)

@@ -223,6 +223,8 @@ def live(
     smooth: str = typer.Option(config.TRACK_SMOOTHER, help="Box smoothing over time: kalman, ema or none."),
     no_smooth: bool = typer.Option(False, "--no-smooth", help="Same as --smooth none: the raw per-frame box."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --record or --tracks file."),
+    workers: int = typer.Option(config.LIVE_DETECT_WORKERS, "--workers",
+                                help="Model copies run on the next frames meanwhile (TFLite/ONNX models; 1: none)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run's stats as one JSON line."),
 ):
     """Track every face on a camera, video file or stream: box, id, score and FPS drawn on every frame."""
@@ -232,7 +234,7 @@ def live(
     model = model_path(model) if model is not None or config.DEFAULT_MODEL.exists() else None
     stats = run_live(camera, model=model, threshold=threshold, record=record, show=show,
                      max_frames=max_frames, mirror=mirror, smooth="none" if no_smooth else smooth, force=force,
-                     max_faces=max_faces, tracks=tracks)
+                     max_faces=max_faces, tracks=tracks, workers=workers)
     _print_live_stats(stats, json_out)
 
 

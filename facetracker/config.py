@@ -258,6 +258,12 @@ TRACK_LOW_MATCH_DIOU = 0.45  # ...and a low-score detection only this close (abo
 TRACK_MISS_PENALTY = 0.05  # cost added per frame a track went unseen: the most recently seen track wins a tie
 LIVE_STALL_SECONDS = 5.0  # a live source silent this long counts as disconnected
 LIVE_QUEUE_FRAMES = 8  # frames decoded ahead for a video file (a live source keeps only the newest)
+# live with a TFLite/ONNX model: this many detection workers, each a copy of the model on LIVE_WORKER_THREADS threads,
+# run it on the next frames while the loop tracks and draws (facetracker/live.py, _DetectAhead); 1: the loop runs the
+# model itself, on INFERENCE_THREADS threads. Two one-thread copies beat one two-thread interpreter on 2 cores
+# (docs/benchmarks.md, "live": detection workers).
+LIVE_DETECT_WORKERS = 2
+LIVE_WORKER_THREADS = 1
 LIVE_WINDOW = "facetracker"
 RECORD_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 

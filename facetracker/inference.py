@@ -156,6 +156,7 @@ class TFLiteRuntime:
     batched = False
 
     def __init__(self, path: Path, threads: int):
+        self.path = path
         interpreter_class = tflite_interpreter_class()
         with warnings.catch_warnings(), quiet_native_stderr():
             warnings.simplefilter("ignore")  # the tf.lite.Interpreter deprecation notice, once per load
@@ -171,6 +172,10 @@ class TFLiteRuntime:
         self._input_dtype = inp["dtype"]
         self._outputs = [(d["index"], d["quantization"] if d["dtype"] != np.float32 else None)
                          for d in self._interpreter.get_output_details()]
+
+    def copy(self, threads: int) -> "TFLiteRuntime":
+        """The same file in an interpreter of its own, for another thread."""
+        return TFLiteRuntime(self.path, threads)
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scores, boxes = [], []
@@ -206,6 +211,7 @@ class OnnxRuntime:
     def __init__(self, path: Path, threads: int):
         import onnxruntime as ort
 
+        self.path = path
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -217,6 +223,10 @@ class OnnxRuntime:
         self.input_size = _input_size(inp.shape, path)
         self._input = inp.name
         self.batched = inp.shape[0] != 1  # exported with a dynamic batch dimension
+
+    def copy(self, threads: int) -> "OnnxRuntime":
+        """The same file in a session of its own, for another thread."""
+        return OnnxRuntime(self.path, threads)
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.batched:
@@ -356,6 +366,13 @@ class Detector:
     @classmethod
     def from_model(cls, model, source: str = "in-memory model") -> "Detector":
         return cls(KerasRuntime(model), source)
+
+    def copy(self, threads: int = 1) -> "Detector | None":
+        """Another Detector on the same file, with its own interpreter, threads and buffers, so two threads can each
+        run one (live's detection workers). None for runtimes that are not worth copying: Keras and SavedModel
+        run on TensorFlow's own thread pool and hold the GIL between ops."""
+        copy = getattr(self.runtime, "copy", None)
+        return Detector(copy(threads), self.source) if copy is not None else None
 
     def letterbox(self, frame_bgr: np.ndarray) -> Letterbox:
         """Where this frame sits in the model input."""

@@ -1,7 +1,8 @@
 """`facetracker live`: track every face on a camera, video file or stream, draw them, optionally record them.
 
 The loop: a reader thread decodes frames (camera: newest frame only, so slow inference drops frames instead of
-lagging; file: every frame in order) -> Detector (compiled runtime, never model.predict; every face) -> Tracker
+lagging; file: every frame in order) -> Detector (compiled runtime, never model.predict; every face; with a
+TFLite or ONNX file, detection workers run it on the next frames while this one is tracked and drawn) -> Tracker
 (ids, association, a Kalman filter and hysteresis per face; facetracker/tracking.py) -> boxes with id and score, and
 the FPS, drawn on the frame -> recorder (encoding in its own thread), --tracks log and/or window. Everything that
 can stop it — end of file, --max-frames, q/Esc, a closed window, Ctrl-C/SIGTERM, a camera that stops delivering —
@@ -14,10 +15,12 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import queue
 import signal
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -63,6 +66,7 @@ class LiveStats:
     recorded_frames: int = 0
     tracks_file: str | None = None  # --tracks: the JSON-lines file, one line per processed frame
     exit_code: int = 0
+    workers: int = 1  # detection workers: model copies run on the frames ahead (1: the loop runs the model itself)
     tracks: list[list[Track]] = field(default_factory=list, repr=False)  # shown tracks per frame (keep_tracks=True)
     indices: list[int] = field(default_factory=list, repr=False)  # source frame index per processed frame
 
@@ -92,7 +96,8 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
              max_frames: int | None = None, mirror: bool = False, smooth: str = config.TRACK_SMOOTHER,
              force: bool = False, live: bool | None = None, keep_tracks: bool = False,
              pace: bool | None = None, stall_seconds: float = config.LIVE_STALL_SECONDS,
-             max_faces: int = config.TRACK_MAX_FACES, tracks: Path | None = None) -> LiveStats:
+             max_faces: int = config.TRACK_MAX_FACES, tracks: Path | None = None,
+             workers: int = config.LIVE_DETECT_WORKERS) -> LiveStats:
     """Track every face on `source` until it ends or is stopped; return the stats (also on Ctrl-C or disconnect).
 
     detector: anything with detect(frame_bgr) -> list of Detections (or one Detection); None loads `model` (None:
@@ -101,8 +106,9 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
     not); True treats a file like a camera (drops frames). pace None: a file shown in a window plays at its own frame
     rate, otherwise as fast as possible.
     stall_seconds: a live source that delivers nothing for this long counts as disconnected.
-    max_faces: at most this many tracks at once. tracks: write one JSON line per processed frame there (TrackLog)."""
-    _check_options(threshold, smooth, max_frames, max_faces)
+    max_faces: at most this many tracks at once. tracks: write one JSON line per processed frame there (TrackLog).
+    workers: detection workers for a TFLite/ONNX detector (_DetectAhead); 1 runs the model in the loop itself."""
+    _check_options(threshold, smooth, max_frames, max_faces, workers)
     show = _resolve_show(show)
     record = Path(record) if record is not None else None
     tracks = Path(tracks) if tracks is not None else None
@@ -129,7 +135,13 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
                          stall_seconds=stall_seconds, prepare=_frame_preparer(detector, mirror))
     tracker = Tracker(threshold=threshold, smooth=smooth, max_faces=max_faces)
     clock_fps = None if live else source_fps or FALLBACK_FPS
-    loop = _Loop(detector, tracker, show, stats, keep_tracks, clock_fps=clock_fps)
+    try:
+        ahead = _DetectAhead.start(detector, tracker.low_score, workers, frame)
+    except BaseException:
+        capture.release()
+        raise
+    stats.workers = ahead.workers if ahead is not None else 1
+    loop = _Loop(detector, tracker, show, stats, keep_tracks, clock_fps=clock_fps, ahead=ahead)
     recorder = None
     with _GracefulStop() as stop:
         try:
@@ -148,6 +160,8 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
         finally:
             with _GracefulStop():  # a Ctrl-C now must not leave a half-finished recording
                 reader.close()
+                if ahead is not None:
+                    ahead.close()
                 _finish(recorder, stats)
                 if loop.log is not None:
                     path = loop.log.close()
@@ -163,15 +177,65 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
     return stats
 
 
+class _DetectAhead:
+    """Runs the model on the next frames while the loop tracks and draws this one.
+
+    Each worker thread owns a copy of the detector with a one-thread interpreter (Detector.copy). The interpreter
+    lets go of the GIL while it runs, so two copies keep both cores busy on two frames at once. That does more per
+    second than one interpreter splitting every frame over two threads, which waits on its own threads at each
+    layer and leaves the tracking and drawing to run after it (docs/benchmarks.md, "live": detection workers).
+    Frames stay in order: the loop takes their detections oldest first."""
+
+    def __init__(self, copies: list, low: float):
+        self.workers = len(copies)
+        self._free: queue.SimpleQueue = queue.SimpleQueue()  # copies not running: a worker takes one per frame
+        for copy in copies:
+            self._free.put(copy)
+        self._low = low
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="detect")
+
+    @classmethod
+    def start(cls, detector, low: float, workers: int, frame: tuple[int, int] | None) -> "_DetectAhead | None":
+        """Workers for this detector, warmed up; None for one worker, or a detector that cannot be copied (a .keras
+        model runs on TensorFlow's own thread pool; Haar and other stand-ins have no copies)."""
+        copy = getattr(detector, "copy", None)
+        if workers < 2 or copy is None or not hasattr(detector, "detect_prepared"):
+            return None
+        copies = [copy(threads=config.LIVE_WORKER_THREADS) for _ in range(workers)]
+        if None in copies:
+            return None
+        for each in copies:
+            _warm_up(each, frame)
+        return cls(copies, low)
+
+    def submit(self, frame) -> Future:
+        return self._pool.submit(self._detect, frame)
+
+    def _detect(self, frame) -> list:
+        """The frame's detections, from the input the reader thread letterboxed (_frame_preparer)."""
+        detector = self._free.get()
+        try:
+            return detector.detect_prepared(*frame.prepared, min_score=self._low)
+        finally:
+            self._free.put(detector)
+
+    def close(self) -> None:
+        """Drop the frames not started and wait for the running ones (their interpreters must outlive them)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _Loop:
-    """One frame at a time: detect, track, draw, record, log, show; collects the stats.
+    """One frame at a time, in order: detect, track, draw, record, log, show; collects the stats.
 
     clock_fps: a video file's frame rate, so a frame's "time" in the tracks log is its place in the video; None
-    (live sources): seconds since the first frame was captured."""
+    (live sources): seconds since the first frame was captured. ahead: detection workers that run the model on the
+    next frames meanwhile (None: the loop runs the model itself)."""
 
     def __init__(self, detector, tracker: Tracker, show: bool, stats: LiveStats, keep_tracks: bool,
-                 clock_fps: float | None = None):
+                 clock_fps: float | None = None, ahead: _DetectAhead | None = None):
         self.detector, self.tracker, self.show = detector, tracker, show
+        self.ahead = ahead
+        self.source_ended: SourceEnded | None = None  # a live source stopped while frames were still in hand
         self.stats, self.keep_tracks = stats, keep_tracks
         self.log: TrackLog | None = None
         self.clock_fps = clock_fps
@@ -185,17 +249,20 @@ class _Loop:
     def run(self, reader: FrameReader, recorder, max_frames: int | None, stop: _GracefulStop,
             pace_fps: float | None) -> str:
         stats, first = self.stats, None
+        pending: deque = deque()  # (frame, when it was in hand, its detections' Future or None), oldest first
         try:
             while max_frames is None or stats.frames < max_frames:
                 if stop.signal:
                     return "interrupted"
-                frame = reader.read()
-                if frame is None:
+                self._read_ahead(reader, pending, max_frames)
+                if not pending:
+                    if self.source_ended is not None:
+                        raise self.source_ended  # after the frames read before it stopped
                     return "end of video"
-                start = time.perf_counter()
+                frame, start, detected = pending.popleft()
                 first = first or start
                 image = frame.image  # mirrored by the reader when asked
-                detections = self._detect(frame)
+                detections = detected.result() if detected is not None else self._detect(frame)
                 tracks = self.tracker.update(detections, (image.shape[1], image.shape[0]))
                 draw_tracks(image, tracks, _best_score(detections))
                 draw_status(image, *self._status(start, reader.dropped))
@@ -214,6 +281,27 @@ class _Loop:
             return "max frames"
         finally:
             self._finish_stats(first)
+
+    def _read_ahead(self, reader: FrameReader, pending: deque, max_frames: int | None) -> None:
+        """Read the next frame; with detection workers, enough frames to keep every worker busy, but never wait for
+        one while a frame is already in hand (a camera's next frame is tens of ms away: waiting would delay this
+        one). Each frame read ahead goes to a worker at once. A live source that stops is raised once the frames
+        already in hand are done."""
+        wanted = 1 + (self.ahead.workers if self.ahead is not None else 0)
+        if max_frames is not None:
+            wanted = min(wanted, max_frames - self.stats.frames)
+        while len(pending) < wanted and self.source_ended is None and (not pending or reader.ready()):
+            try:
+                frame = reader.read()
+            except SourceEnded as exc:
+                if not pending:
+                    raise
+                self.source_ended = exc
+                return
+            if frame is None:
+                return
+            detected = self.ahead.submit(frame) if self.ahead is not None else None
+            pending.append((frame, time.perf_counter(), detected))
 
     def _count(self, index: int, tracks: list[Track], latency: float, done: float) -> None:
         self.latencies.append(latency)
@@ -281,7 +369,8 @@ class _GracefulStop:
             signal.signal(signum, handler)
 
 
-def _check_options(threshold: float, smooth: str, max_frames: int | None, max_faces: int = 1) -> None:
+def _check_options(threshold: float, smooth: str, max_frames: int | None, max_faces: int = 1,
+                   workers: int = 1) -> None:
     if not (0.0 <= threshold <= 1.0) or math.isnan(threshold):
         raise FacetrackerError(f"threshold must be between 0 and 1, got {threshold}", None, "try --threshold 0.5")
     if smooth not in SMOOTHERS:
@@ -290,6 +379,9 @@ def _check_options(threshold: float, smooth: str, max_frames: int | None, max_fa
         raise FacetrackerError(f"--max-frames must be at least 1, got {max_frames}")
     if max_faces < 1:
         raise FacetrackerError(f"--max-faces must be at least 1, got {max_faces}")
+    if workers < 1:
+        raise FacetrackerError(f"--workers must be at least 1, got {workers}", None,
+                               f"try --workers {config.LIVE_DETECT_WORKERS} (1 runs the model in the loop itself)")
 
 
 def _resolve_show(show: bool | None) -> bool:

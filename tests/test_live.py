@@ -222,6 +222,43 @@ def test_two_real_people_crossing_in_a_video_keep_their_ids_in_the_live_loop(dat
         assert on > 40, f"box of track {track.id} not drawn"
 
 
+# ---------------------------------------------------------------- detection workers
+
+
+def test_detection_workers_give_every_frame_in_order_with_the_loops_own_tracks(detector, video_of, tmp_path):
+    """Two one-thread copies of the model run the next frames while the loop tracks and draws this one: the same
+    frames, in the same order, with the same tracks as the loop running the model itself."""
+    video = video_of("webcam-a", frames=24)
+    logs = {workers: tmp_path / f"workers-{workers}.jsonl" for workers in (1, 2)}
+    runs = {workers: run_live(video, detector=detector, show=False, keep_tracks=True, workers=workers,
+                              tracks=logs[workers]) for workers in (1, 2)}
+    assert (runs[1].workers, runs[2].workers) == (1, 2)
+    assert runs[2].indices == runs[1].indices == list(range(24)) and runs[2].stop_reason == "end of video"
+    assert runs[1].face_boxes > 12, "the tiny model tracks the face it was trained on"
+    assert read_jsonl(logs[2]) == read_jsonl(logs[1])
+    stopped = run_live(video, detector=detector, show=False, keep_tracks=True, max_frames=5)
+    assert stopped.workers == 2 and stopped.indices == list(range(5)) and stopped.stop_reason == "max frames"
+
+
+def test_detection_workers_on_a_live_source_keep_the_newest_frames_in_order(detector, video_of):
+    video = video_of("webcam-a", frames=40)
+    stats = run_live(video, detector=detector, show=False, live=True, keep_tracks=True)
+    assert stats.workers == 2 and stats.frames + stats.dropped == 40
+    assert stats.indices == sorted(set(stats.indices)), "never a frame twice, never out of order"
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_a_detector_copy_runs_the_same_file_in_a_runtime_of_its_own(fmt, tiny_exports, trained_model, datasets_dir):
+    frame = cv2.imread(str(webcam_images(datasets_dir)[0]))
+    detector = Detector.load(tiny_exports(fmt).path)
+    copy = detector.copy(threads=1)
+    assert copy.runtime is not detector.runtime and copy.source == detector.source
+    mine, theirs = copy.detect(frame), detector.detect(frame)
+    assert len(mine) == len(theirs) > 0  # one thread or two: the same faces, to rounding
+    assert np.allclose([[d.score, *d.box] for d in mine], [[d.score, *d.box] for d in theirs], atol=1e-3)
+    assert Detector.load(trained_model).copy() is None, "a .keras model runs on TensorFlow's own threads"
+
+
 class FixedFaces:
     """A detector that finds the same five faces in every frame."""
 
@@ -376,6 +413,7 @@ def test_recording_never_overwrites_without_force(video_of, tmp_path):
     (["--smooth", "median"], "unknown smoothing 'median'"),
     (["--camera", "missing.avi"], "video file not found: missing.avi"),
     (["--max-faces", "0"], "--max-faces"),
+    (["--workers", "0"], "--workers must be at least 1"),
     (["--tracks", "."], "tracks path is a folder"),
 ])
 def test_bad_options_are_one_line(args, message, tmp_path, monkeypatch):
