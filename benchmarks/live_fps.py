@@ -236,13 +236,14 @@ def run_worker(config: str, video: Path, model: Path | None, frames: int, truth:
     else:
         detector = make_detector(config, model)
         warm_up(detector, video)
+        from facetracker.config import LIVE_DETECT_WORKERS
         from facetracker.live import run_live
 
         live_detector = TruthAfterModel(detector, video) if truth else detector
         record = video.with_name("recorded.mp4") if config == "tflite-record" else None
         before = cpu_seconds()
         # --detections truth replays the boxes frame by frame in the loop: it cannot run in detection workers.
-        workers = 1 if config in SERIAL_CONFIGS or truth else config_module().LIVE_DETECT_WORKERS
+        workers = 1 if config in SERIAL_CONFIGS or truth else LIVE_DETECT_WORKERS
         stats = run_live(video, detector=live_detector, show=False, max_frames=SLOW_FRAMES.get(config, frames),
                          record=record, force=True, workers=workers)
         result = {"fps": stats.fps, "p50_ms": stats.latency_p50_ms, "p95_ms": stats.latency_p95_ms,
@@ -255,12 +256,6 @@ def run_worker(config: str, video: Path, model: Path | None, frames: int, truth:
             result["profile"] = profile_stages(detector, video, min(frames, 200), truth)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
     return {"config": config, **result, "maxrss_mb": peak_kb / 1024}
-
-
-def config_module():
-    from facetracker import config
-
-    return config
 
 
 def cpu_seconds() -> float:
