@@ -189,9 +189,9 @@ TILE_FROM_SIDE = 1000  # px: images whose longer side is at least this get tiles
 TILE_OVERLAP = 0.3  # of a tile's side shared with its neighbour: faces up to this size lie whole in some tile
 TILE_FACE_SHARE = 0.4  # a tile keeps only faces at most this share of its side (bigger ones: the coarser views)
 TILE_INSIDE = 0.7  # a box with this share of its area inside a better one is a part of that face, not a face
-# TFLite/onnxruntime threads per detector: both cores, while the live reader thread decodes and resizes beside
-# them. benchmarks/live_fps.py could not tell 2 from 1 through the machine's noise (0.16-0.28x decode either way);
-# the fastest run was with 2 (532 FPS).
+# TFLite/onnxruntime threads of a detector that runs alone (predict, evaluate, label, `live --workers 1`): both
+# cores. benchmarks/live_fps.py could not tell 2 from 1 through the machine's noise (0.16-0.28x decode either way);
+# the fastest run was with 2 (532 FPS). `live` itself runs one-thread copies in workers (LIVE_DETECT_WORKERS below).
 INFERENCE_THREADS = 2
 # fast-area: ~training's tf.image.resize(method="area") at 1/5 of the cost | area: exact, ~1 ms/frame | linear
 RESIZE_INTERPOLATION = "fast-area"
