@@ -9,10 +9,10 @@ __version__ = "0.1.0"
 import os as _os
 
 # TensorFlow 2.21's oneDNN graph path crashes (segfault) on this project's machines since 2026-12 (a Xeon with
-# AMX and AVX512-FP16; DNNL_MAX_CPU_ISA=AVX2 does not avoid it) as soon as a FaceTracker backbone runs as a graph:
-# tf.function inference, evaluate, the export checks. Eager calls and training steps survive, which hides it until
-# the first compiled call. TensorFlow's own kernels run everywhere; the variable only counts before TensorFlow
-# loads, so it is set here. An explicit setting in the environment wins (TF_ENABLE_ONEDNN_OPTS=1).
+# AMX and AVX512-FP16; DNNL_MAX_CPU_ISA=AVX2 does not avoid it) when a FaceTracker backbone runs as a graph:
+# tf.function inference, evaluate, the export checks, and training steps of the blazeface network. Eager calls
+# survive, which hides it until the first compiled call. TensorFlow's own kernels run everywhere; the variable only
+# counts before TensorFlow loads, so it is set here. An explicit setting in the environment wins.
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from facetracker.keras_hook import register_when_keras_loads as _register_when_keras_loads
