@@ -190,8 +190,7 @@ class _DetectAhead:
         self.workers = len(copies)
         self._free: queue.SimpleQueue = queue.SimpleQueue()  # copies not running: a worker takes one per frame
         for copy in copies:
-            self._free.put(copy)
-        self._low = low
+            self._free.put(_detect_function(copy, low))
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="detect")
 
     @classmethod
@@ -199,7 +198,7 @@ class _DetectAhead:
         """Workers for this detector, warmed up; None for one worker, or a detector that cannot be copied (a .keras
         model runs on TensorFlow's own thread pool; Haar and other stand-ins have no copies)."""
         copy = getattr(detector, "copy", None)
-        if workers < 2 or copy is None or not hasattr(detector, "detect_prepared"):
+        if workers < 2 or copy is None:
             return None
         copies = [copy(threads=config.LIVE_WORKER_THREADS) for _ in range(workers)]
         if None in copies:
@@ -212,12 +211,12 @@ class _DetectAhead:
         return self._pool.submit(self._detect, frame)
 
     def _detect(self, frame) -> list:
-        """The frame's detections, from the input the reader thread letterboxed (_frame_preparer)."""
-        detector = self._free.get()
+        """The frame's detections, as the loop alone would find them (_detect_function, on a copy of its own)."""
+        detect = self._free.get()
         try:
-            return detector.detect_prepared(*frame.prepared, min_score=self._low)
+            return detect(frame)
         finally:
-            self._free.put(detector)
+            self._free.put(detect)
 
     def close(self) -> None:
         """Drop the frames not started and wait for the running ones (their interpreters must outlive them)."""

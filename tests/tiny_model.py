@@ -45,10 +45,11 @@ def training_arrays(dataset: Path, size: int = TINY_SIZE):
 def with_mirrors(pixels: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The images and their mirror images, boxes mirrored too (zero rows stay zero): predict and label look at
     every still image mirrored as well (Detector.detect_still), so the tiny model must know both views."""
+    from facetracker.boxes import unmirror
+
     real = boxes.any(axis=-1)
-    mirrored = boxes.copy()
-    mirrored[..., 0] = np.where(real, 1 - boxes[..., 2], 0)
-    mirrored[..., 2] = np.where(real, 1 - boxes[..., 0], 0)
+    mirrored = np.zeros_like(boxes)
+    mirrored[real] = unmirror(boxes[real], 1.0)  # boxes are fractions of the input: its width is 1
     return np.concatenate([pixels, pixels[:, :, ::-1]]), np.concatenate([boxes, mirrored])
 
 
