@@ -52,7 +52,7 @@ BLAZEFACE_MARKERS = ("<!-- blazeface-table:start -->", "<!-- blazeface-table:end
 BLAZEFACE_MODELS = ("full-range", "short-range")
 BLAZEFACE_DEFAULT_SCORE = 0.5  # MediaPipe FaceDetection's min_detection_confidence: BlazeFace as its users run it
 QUICK_SETS = ("webcam-m", "webcam-q", "webcam-r", "webcam-v")  # small; -r, -v name their faces Semih, vatsal
-RECIPE_OPTIONS = ("negative_repeat", "background_swap", "background_pattern", "backbone")  # RecipeOptions fields this page can change
+RECIPE_OPTIONS = ("negative_repeat", "background_swap", "background_pattern", "backbone", "image_size")  # RecipeOptions fields this page can change
 QUICK_EPOCHS = 2
 # Per-set figures kept in results.json (the full reports with per-image rows stay in fold-K/<set>/).
 SUMMARY_KEYS = ("images", "face_images", "faces", "negatives", "detections", "ap50", "ap50_95", "coco_ap50",
@@ -253,12 +253,12 @@ def load_results(path: Path, protocol: dict) -> dict:
     earlier = results["protocol"]
     # files written before an option existed ran with what is now its "off" value
     recipe = {"negative_repeat": 1, "background_swap": 0.0, "background_pattern": 0.0, "backbone": "compact",
-              **earlier.get("recipe", {})}
+              "image_size": 192, **earlier.get("recipe", {})}
     if earlier["folds_plan"] != protocol["folds_plan"] or earlier["epochs"] != protocol["epochs"] \
             or earlier.get("seed", config.SPLIT_SEED) != protocol["seed"] \
             or any(recipe[key] != protocol["recipe"][key] for key in RECIPE_OPTIONS):
         sys.exit(f"quality: {path} holds another fold plan, epoch count, seed, --negative-repeat, "
-                 "--background-swap, --background-pattern or --backbone; move it away or pass --results DIR")
+                 "--background-swap, --background-pattern, --backbone or --image-size; move it away or pass --results DIR")
     return results
 
 
@@ -378,7 +378,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--doc", type=Path, default=DOC, help="page the tables go into (not with --quick)")
     args = parser.parse_args()
     require_datasets()
-    if problem := recipe_option_problem(args.negative_repeat, args.background_swap, args.background_pattern):
+    if problem := recipe_option_problem(args.negative_repeat, args.background_swap, args.background_pattern,
+                                        args.image_size):
         parser.error(problem)
     if args.quick:
         args.sets = args.sets or list(QUICK_SETS)
@@ -426,7 +427,7 @@ def main() -> None:
                 "seed": args.seed,
                 "recipe": {"batch_size": config.RECIPE_BATCH_SIZE, "negative_repeat": args.negative_repeat,
                            "background_swap": args.background_swap, "background_pattern": args.background_pattern,
-                           "backbone": args.backbone, "image_size": config.IMAGE_SIZE[config.DEFAULT_BACKBONE]}}
+                           "backbone": args.backbone, "image_size": args.image_size}}
     results_path = run_dir / "results.json"
     results = load_results(results_path, protocol)
     reevaluate_at_threshold(results, run_dir, args.threshold)
@@ -457,7 +458,7 @@ def report_tables(args, results: dict, folds: list[list[str]], run_dir: Path, wh
     minutes = sum(f["train_minutes"] + f["eval_minutes"] for f in results["folds"].values())
     caption = (f"Command: `{command_line()}` — {len(folds)} folds of whole sets, {len(results['folds'])} done; "
                f"recipe: {args.epochs} epochs, batch {config.RECIPE_BATCH_SIZE}, {args.backbone} at "
-               f"{config.IMAGE_SIZE[config.DEFAULT_BACKBONE]} px, "
+               f"{args.image_size} px, "
                f"{'from BlazeFace' if args.backbone == 'blazeface' else 'from scratch'}; threshold {args.threshold}; "
                f"{minutes:.0f} min of training and evaluation on {os.cpu_count()} CPU cores. "
                f"BlazeFace boxes x{config.BLAZEFACE_BOX_SCALE} about the centre, up {config.BLAZEFACE_BOX_SHIFT_UP} "

@@ -58,7 +58,8 @@ def main() -> None:
         sys.exit("error: --start is for --backbone blazeface-lite (the model its stem is taught from); drop it")
     if args.start is not None and not args.start.is_file():
         sys.exit(f"error: no model file at {args.start}: pass a trained blazeface FaceTracker .keras to --start")
-    if problem := recipe_option_problem(args.negative_repeat, args.background_swap, args.background_pattern):
+    if problem := recipe_option_problem(args.negative_repeat, args.background_swap, args.background_pattern,
+                                        args.image_size):
         sys.exit(f"error: {problem}")
 
     sets = shared_sets(args.datasets)
@@ -72,7 +73,8 @@ def main() -> None:
     train_on_sets(sets, RecipeOptions(out=model_path, epochs=epochs, log=log, start=args.start,
                                       negative_repeat=args.negative_repeat, seed=args.seed,
                                       background_swap=args.background_swap,
-                                      background_pattern=args.background_pattern, backbone=args.backbone))
+                                      background_pattern=args.background_pattern, backbone=args.backbone,
+                                      image_size=args.image_size))
     print(f"trained in {(time.monotonic() - started) / 60:.1f} min: {model_path}", flush=True)
 
     from facetracker.boxes import fitted_input

@@ -206,7 +206,7 @@ def _last_lines(log, count: int = 8) -> list[str]:
 
 # Quirks in the order the table shows them (the names are the row labels, defined in labels.py).
 _QUIRK_ROWS = (labels.ORPHAN, labels.NOT_RECTANGLE, labels.REVERSED, labels.CLIPPED, labels.SIZE_MISMATCH,
-               labels.SEVERAL, labels.EMPTY_BOX, labels.UNUSABLE_SHAPE, labels.OTHER_NAME, labels.NO_FACE_NAME,
+               labels.SEVERAL, labels.DUPLICATE, labels.EMPTY_BOX, labels.UNUSABLE_SHAPE, labels.OTHER_NAME, labels.NO_FACE_NAME,
                labels.BAD_JSON, labels.BAD_IMAGE)
 
 

@@ -20,6 +20,9 @@ JPEG_QUALITY = 95
 
 # Labels: labelme label names that count as a face (case-sensitive, repeatable --label).
 FACE_LABELS = ("face",)
+# Two face boxes of one label overlapping this much are one face drawn twice (webcam-f has one, at IoU 0.98);
+# two people's heads never overlap so much in a photo.
+LABEL_DUPLICATE_IOU = 0.8
 
 # collect
 COLLECT_COUNT = 30

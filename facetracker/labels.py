@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facetracker import config
+from facetracker.boxes import iou_matrix
 from facetracker.config import FACE_LABELS
 from facetracker.errors import FacetrackerError
 from facetracker.files import list_images
@@ -25,6 +27,7 @@ NOT_RECTANGLE = "shapes that are not rectangles (bounding box used)"
 UNUSABLE_SHAPE = "points or lines labelled as a face (ignored)"
 OTHER_NAME = "label names other than the expected ones (ignored)"
 SEVERAL = "labels with several faces (all kept)"
+DUPLICATE = "faces boxed twice (the first box kept)"
 SIZE_MISMATCH = "labels whose image size differs from the image (box rescaled)"
 EMPTY_BOX = "boxes with no area after clipping (ignored)"
 NO_FACE_NAME = "labels with shapes but no face label (image skipped)"
@@ -136,6 +139,11 @@ def parse_label(label_path: Path, image_size: tuple[int, int],
             quirks[CLIPPED] += 1
         if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
             quirks[EMPTY_BOX] += 1
+            continue
+        if boxes and iou_matrix([clipped], boxes).max() >= config.LABEL_DUPLICATE_IOU:
+            # One face drawn twice: kept as two, it would train one face twice and count a face no detector can
+            # find a second time (each detection matches one face).
+            quirks[DUPLICATE] += 1
             continue
         boxes.append(clipped)
     if len(boxes) > 1:

@@ -54,10 +54,16 @@ def add_recipe_arguments(parser) -> None:
     parser.add_argument("--backbone", choices=tuple(config.RECIPE_LR), default=RecipeOptions.backbone,
                         help="compact: the network designed here, from scratch; blazeface: MediaPipe BlazeFace's "
                              "feature extractor, starting from its weights")
+    parser.add_argument("--image-size", type=int, default=RecipeOptions.image_size,
+                        help="side of the square input the model trains at (a multiple of 32; smaller runs faster "
+                             "and sees every face smaller)")
 
 
-def recipe_option_problem(negative_repeat: int, background_swap: float, background_pattern: float) -> str | None:
+def recipe_option_problem(negative_repeat: int, background_swap: float, background_pattern: float,
+                          image_size: int = RecipeOptions.image_size) -> str | None:
     """What is wrong with these RecipeOptions values, as one line for the benchmarks' flags; None when nothing is."""
+    if image_size < 32 or image_size % 32:
+        return f"--image-size must be a positive multiple of 32 (the grid halves down to the stride-32 map), got {image_size}"
     if negative_repeat < 1:
         return f"--negative-repeat must be at least 1 (1: every photo as often), got {negative_repeat}"
     if not 0 <= background_swap <= 1 - config.MOSAIC_SHARE:

@@ -197,7 +197,8 @@ def test_multi_face_labels_flow_through_the_pipeline(two_faces):
 def test_photo_views_of_real_photos(datasets_dir):
     found = scan(datasets_dir / "webcam-f" / "images", datasets_dir / "webcam-f" / "labels").samples  # read only
     faces, negatives = [s for s in found if s.has_face], [s for s in found if not s.has_face]
-    photos = load_photos(faces[:24] + negatives[:2])  # the 24th labelled photo has two boxes
+    two_faces = next(s for s in faces if len(s.boxes) == 2)  # the man and the child at the edge
+    photos = load_photos(faces[:23] + [two_faces] + negatives[:2])
     assert max(len(p.boxes) for p in photos) == 2 and min(len(p.boxes) for p in photos) == 0
     ds = photo_dataset(photos, 192, batch_size=4, seed=1)
     faces = 0
@@ -337,6 +338,8 @@ def test_recipe_options_out_of_range_are_named_in_one_line():
     assert "--background-swap" in recipe_option_problem(1, 1 - config.MOSAIC_SHARE + 0.1, 0.0)
     assert "--background-pattern" in recipe_option_problem(1, 0.0, 0.5)  # nothing is swapped for it to act on
     assert "--background-pattern" in recipe_option_problem(1, 0.25, 1.5)
+    assert recipe_option_problem(1, 0.0, 0.0, 160) is None
+    assert "--image-size" in recipe_option_problem(1, 0.0, 0.0, 150)  # the grid must halve down to stride 32
 
 
 def test_recipe_flags_default_to_the_recipe_and_reach_its_options(tmp_path):
@@ -351,9 +354,11 @@ def test_recipe_flags_default_to_the_recipe_and_reach_its_options(tmp_path):
     assert (args.seed, args.negative_repeat, args.background_swap, args.background_pattern) == \
         (defaults.seed, defaults.negative_repeat, defaults.background_swap, defaults.background_pattern)
     assert args.backbone == defaults.backbone == "blazeface"
+    assert args.image_size == defaults.image_size == 192
     args = parser.parse_args(["--seed", "7", "--negative-repeat", "4", "--background-swap", "0.25",
-                              "--backbone", "compact"])
-    assert (args.seed, args.negative_repeat, args.background_swap, args.backbone) == (7, 4, 0.25, "compact")
+                              "--backbone", "compact", "--image-size", "160"])
+    assert (args.seed, args.negative_repeat, args.background_swap, args.backbone, args.image_size) == \
+        (7, 4, 0.25, "compact", 160)
 
 
 def test_the_recipe_trains_the_blazeface_backbone_from_blazefaces_weights(tmp_path, dataset_copy):

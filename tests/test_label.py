@@ -67,6 +67,24 @@ def test_check_webcam_b_reports_two_reversed_rectangles(dataset_copy):
     assert all(s.box[0] < s.box[2] and s.box[1] < s.box[3] for s in scan.samples if s.has_face)  # normalised
 
 
+def test_check_webcam_f_keeps_one_box_of_a_face_drawn_twice_and_both_faces_of_a_two_face_label(dataset_copy):
+    # webcam-f (README): one label boxes the same face twice (IoU 0.98), another has a second box elsewhere.
+    data = dataset_copy("webcam-f")
+    cli = check(data)
+    assert cli.exit_code == 0, cli.output
+    assert table_row(cli.stdout, labels.DUPLICATE) == 1
+    assert table_row(cli.stdout, labels.SEVERAL) == 1
+
+    scan = check_labels(data / "images", data / "labels")
+    twice = next(s for s in scan.samples if s.image.stem.startswith("0a026db6"))
+    raw = json.loads(twice.label.read_text())["shapes"]
+    assert len(raw) == 2 and len(twice.boxes) == 1
+    assert twice.boxes[0] == pytest.approx([v for point in raw[0]["points"] for v in point])  # the first box drawn
+    two = next(s for s in scan.samples if s.image.stem.startswith("223396cc"))
+    assert len(two.boxes) == 2
+    assert scan.faces == 110 and sum(len(s.boxes) for s in scan.samples) == 111
+
+
 def test_label_renamed_to_Face_is_reported_and_counted_with_label_Face(dataset_copy):
     data = dataset_copy("webcam-a", limit=6, negatives=1)
     renamed = first_label(data)
