@@ -305,8 +305,9 @@ def test_ctrl_c_leaves_no_half_written_output(split_copy, tmp_path):
     before = sorted(p.relative_to(data) for p in data.rglob("*"))
     process = subprocess.Popen(
         [sys.executable, "-m", "facetracker", "augment", "--data", str(data), "--out", str(out),
-         "--variants", "60", "--workers", "2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True)
+         "--variants", "400", "--workers", "2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)  # far more work than the wait below: on a busy machine, 60 variants were all done
+    # (exit 0) before this process, starved of CPU, saw the first file
     deadline = time.monotonic() + 60
     while not any(tmp_path.glob("aug.partial-*/train/images/*.jpg")):  # wait until files are being written
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()

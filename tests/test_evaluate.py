@@ -139,7 +139,8 @@ def test_ap50_agrees_with_pycocotools_on_real_labels(datasets_dir):
     add false positives: our AP@0.5 and COCO's differ only by COCO's 101-point interpolation."""
     rng = np.random.default_rng(0)
     names, _ = resolve_face_labels(datasets_dir / "webcam-f" / "labels")
-    samples = scan(datasets_dir / "webcam-f" / "images", datasets_dir / "webcam-f" / "labels", names).samples[:60]
+    every = scan(datasets_dir / "webcam-f" / "images", datasets_dir / "webcam-f" / "labels", names).samples
+    samples = every[:59] + [next(s for s in every[59:] if len(s.boxes) > 1)]  # the man and the child at the edge
     assert any(len(s.boxes) > 1 for s in samples) and any(not s.has_face for s in samples)
     truths, scores, boxes = [], [], []
     for sample in samples:
