@@ -52,7 +52,8 @@ BLAZEFACE_MARKERS = ("<!-- blazeface-table:start -->", "<!-- blazeface-table:end
 BLAZEFACE_MODELS = ("full-range", "short-range")
 BLAZEFACE_DEFAULT_SCORE = 0.5  # MediaPipe FaceDetection's min_detection_confidence: BlazeFace as its users run it
 QUICK_SETS = ("webcam-m", "webcam-q", "webcam-r", "webcam-v")  # small; -r, -v name their faces Semih, vatsal
-RECIPE_OPTIONS = ("negative_repeat", "background_swap", "background_pattern", "backbone", "image_size")  # RecipeOptions fields this page can change
+# RecipeOptions fields this page can change
+RECIPE_OPTIONS = ("negative_repeat", "background_swap", "background_pattern", "backbone", "image_size")
 QUICK_EPOCHS = 2
 # Per-set figures kept in results.json (the full reports with per-image rows stay in fold-K/<set>/).
 SUMMARY_KEYS = ("images", "face_images", "faces", "negatives", "detections", "ap50", "ap50_95", "coco_ap50",
@@ -258,7 +259,8 @@ def load_results(path: Path, protocol: dict) -> dict:
             or earlier.get("seed", config.SPLIT_SEED) != protocol["seed"] \
             or any(recipe[key] != protocol["recipe"][key] for key in RECIPE_OPTIONS):
         sys.exit(f"quality: {path} holds another fold plan, epoch count, seed, --negative-repeat, "
-                 "--background-swap, --background-pattern, --backbone or --image-size; move it away or pass --results DIR")
+                 "--background-swap, --background-pattern, --backbone or --image-size; move it away or pass "
+                 "--results DIR")
     return results
 
 

@@ -206,8 +206,8 @@ def _last_lines(log, count: int = 8) -> list[str]:
 
 # Quirks in the order the table shows them (the names are the row labels, defined in labels.py).
 _QUIRK_ROWS = (labels.ORPHAN, labels.NOT_RECTANGLE, labels.REVERSED, labels.CLIPPED, labels.SIZE_MISMATCH,
-               labels.SEVERAL, labels.DUPLICATE, labels.EMPTY_BOX, labels.UNUSABLE_SHAPE, labels.OTHER_NAME, labels.NO_FACE_NAME,
-               labels.BAD_JSON, labels.BAD_IMAGE)
+               labels.SEVERAL, labels.DUPLICATE, labels.EMPTY_BOX, labels.UNUSABLE_SHAPE, labels.OTHER_NAME,
+               labels.NO_FACE_NAME, labels.BAD_JSON, labels.BAD_IMAGE)
 
 
 def check_labels(images: Path, labels_dir: Path, names: tuple[str, ...] = config.FACE_LABELS,

@@ -63,7 +63,8 @@ def recipe_option_problem(negative_repeat: int, background_swap: float, backgrou
                           image_size: int = RecipeOptions.image_size) -> str | None:
     """What is wrong with these RecipeOptions values, as one line for the benchmarks' flags; None when nothing is."""
     if image_size < 32 or image_size % 32:
-        return f"--image-size must be a positive multiple of 32 (the grid halves down to the stride-32 map), got {image_size}"
+        return (f"--image-size must be a positive multiple of 32 (the grid halves down to the stride-32 map), "
+                f"got {image_size}")
     if negative_repeat < 1:
         return f"--negative-repeat must be at least 1 (1: every photo as often), got {negative_repeat}"
     if not 0 <= background_swap <= 1 - config.MOSAIC_SHARE:
