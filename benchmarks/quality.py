@@ -254,7 +254,7 @@ def load_results(path: Path, protocol: dict) -> dict:
     earlier = results["protocol"]
     # files written before an option existed ran with what is now its "off" value
     recipe = {"negative_repeat": 1, "background_swap": 0.0, "background_pattern": 0.0, "backbone": "compact",
-              "image_size": 192, **earlier.get("recipe", {})}
+              "image_size": config.IMAGE_SIZE[config.DEFAULT_BACKBONE], **earlier.get("recipe", {})}
     if earlier["folds_plan"] != protocol["folds_plan"] or earlier["epochs"] != protocol["epochs"] \
             or earlier.get("seed", config.SPLIT_SEED) != protocol["seed"] \
             or any(recipe[key] != protocol["recipe"][key] for key in RECIPE_OPTIONS):

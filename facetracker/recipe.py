@@ -62,9 +62,12 @@ def add_recipe_arguments(parser) -> None:
 def recipe_option_problem(negative_repeat: int, background_swap: float, background_pattern: float,
                           image_size: int = RecipeOptions.image_size) -> str | None:
     """What is wrong with these RecipeOptions values, as one line for the benchmarks' flags; None when nothing is."""
-    if image_size < 32 or image_size % 32:
-        return (f"--image-size must be a positive multiple of 32 (the grid halves down to the stride-32 map), "
-                f"got {image_size}")
+    from facetracker.export import check_image_size
+
+    try:
+        check_image_size(image_size)
+    except FacetrackerError as error:
+        return f"--image-size: {error}"
     if negative_repeat < 1:
         return f"--negative-repeat must be at least 1 (1: every photo as often), got {negative_repeat}"
     if not 0 <= background_swap <= 1 - config.MOSAIC_SHARE:
