@@ -16,6 +16,7 @@ slots (compare_outputs): NMS may order faces of nearly equal score differently o
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -309,6 +310,25 @@ def export_model(model_path: Path, fmt: str, quantize: str = "none", data: Path 
         if not result.passed:
             raise ExportMismatch(result)
     return result
+
+
+def live_export_path(model_path: Path, frame: tuple[int, int] | None) -> Path:
+    """Where `live` keeps the TFLite export of a .keras model for frames of `frame` (width, height; None: square):
+    the user's cache folder, named by the model file's contents, so a retrained model gets a file of its own."""
+    digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:16]
+    shape = f"{frame[0]}x{frame[1]}" if frame is not None else "square"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / config.LIVE_EXPORTS_DIR / f"{Path(model_path).stem}-{digest}-{shape}.tflite"
+
+
+def export_for_live(model_path: Path, frame: tuple[int, int] | None) -> Path:
+    """The TFLite file `live` runs for a .keras model: at live_export_path, exported (fitted to the frames and
+    checked against Keras like any export) when it is not there yet. FacetrackerError when it cannot be made."""
+    target = live_export_path(model_path, frame)
+    if not target.is_file():
+        ensure_writable_dir(target.parent)
+        export_model(model_path, "tflite", frame=frame, out=target, force=True)
+    return target
 
 
 class ExportMismatch(FacetrackerError):

@@ -26,14 +26,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from rich.console import Console
 
 from facetracker import config
 from facetracker.camera import FrameReader, SourceEnded, describe, is_live, open_source
 from facetracker.display import HOW_TO_GET_ONE, display_problem
 from facetracker.draw import draw_status, draw_tracks
 from facetracker.errors import FacetrackerError
+from facetracker.files import check_keras_archive
 # Light imports: the runtimes import TensorFlow/onnxruntime only when a model is loaded.
 from facetracker.inference import Detector, resolve_model_path
+from facetracker.output import say
 from facetracker.recording import TrackLog, VideoRecorder, check_record_path, check_tracks_path
 from facetracker.tracking import SMOOTHERS, Track, Tracker
 
@@ -394,9 +397,35 @@ def _resolve_show(show: bool | None) -> bool:
 
 
 def load_detector(model: Path | str | None, frame: tuple[int, int] | None) -> Detector:
-    """The model fitted to the source's frames when it can be: a .keras model (Detector.load), the bundled one
-    when no --model is given (resolve_model_path)."""
-    return Detector.load(resolve_model_path(model, frame=frame), frame=frame)
+    """The model fitted to the source's frames when it can be: the bundled one when no --model is given
+    (resolve_model_path), a .keras model through its TFLite export (_exported_for_live)."""
+    path = resolve_model_path(model, frame=frame)
+    if path.suffix.lower() == ".keras" and path.is_file():  # a missing file gets Detector.load's own error
+        path = _exported_for_live(path, frame)
+    return Detector.load(path, frame=frame)
+
+
+def _exported_for_live(path: Path, frame: tuple[int, int] | None) -> Path:
+    """A .keras model's TFLite file fitted to the frames (export.export_for_live: made once, then kept), so your own
+    model runs as fast as the bundled one, in the detection workers. If it cannot be made, the .keras file itself:
+    it still runs, through tf.function, at about a fifth of the frame rate, and a warning says so."""
+    from facetracker.export import export_for_live, live_export_path
+
+    check_keras_archive(path)  # a broken file is an error of its own, not a reason to fall back
+    console = Console(stderr=True)
+    target = live_export_path(path, frame)
+    if not target.is_file():
+        say(console, f"exporting {path} to TFLite for {_frame_text(frame)} frames, once: kept as {target}")
+    try:
+        return export_for_live(path, frame)
+    except FacetrackerError as exc:
+        say(console, f"warning: no TFLite export of {path} ({exc}); it runs through TensorFlow, about five times "
+                     "slower")
+        return path
+
+
+def _frame_text(frame: tuple[int, int] | None) -> str:
+    return f"{frame[0]}x{frame[1]}" if frame is not None else "any"
 
 
 def _frame_size(capture: cv2.VideoCapture) -> tuple[int, int] | None:

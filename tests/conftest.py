@@ -15,6 +15,15 @@ DATASETS = Path(os.environ.get("FACETRACKER_DATASETS", REPO.parent / "shared" / 
 DATASET_NAMES = ("webcam-a", "webcam-b", "webcam-c")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_folder(tmp_path_factory):
+    """`live` keeps TFLite exports of .keras models in the user's cache folder: the tests get one of their own."""
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def datasets_dir() -> Path:
     if not (DATASETS / "webcam-a" / "images").is_dir():

@@ -447,6 +447,45 @@ def test_background_recorder_writes_every_frame_in_order(datasets_dir, tmp_path)
     assert all(np.abs(a.astype(int) - b).mean() < 8 for a, b in zip(written, frames)), "same frames, same order"
 
 
+def test_a_keras_model_runs_live_through_its_tflite_export_made_once(trained_model, video_of, datasets_dir,
+                                                                      tmp_path, monkeypatch, capsys):
+    """Your trained .keras model runs in `live` as the bundled one does: exported to TFLite fitted to the frames
+    (about five times the frame rate of tf.function, docs/benchmarks.md), in the detection workers, with the
+    faces the Keras model itself finds. The export is made on the first run and kept for the next ones."""
+    from facetracker.export import live_export_path
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    video = video_of("webcam-a", frames=12)
+    frame = cv2.imread(str(webcam_images(datasets_dir, count=1)[0])).shape[1::-1]
+    exported = live_export_path(trained_model, frame)
+    assert exported.parent == tmp_path / "cache" / "facetracker" / "live-exports" and not exported.exists()
+
+    stats = run_live(video, model=trained_model, show=False, keep_tracks=True)
+    assert f"exporting {trained_model} to TFLite for {frame[0]}x{frame[1]} frames" in capsys.readouterr().err
+    assert stats.runtime == "tflite" and Path(stats.model) == exported and exported.is_file() and stats.workers == 2
+    keras = run_live(video, detector=Detector.load(trained_model, frame=frame), show=False, keep_tracks=True)
+    assert keras.runtime == "keras" and keras.face_boxes == stats.face_boxes > 0
+    for mine, theirs in zip(stats.tracks, keras.tracks):
+        assert [t.id for t in mine] == [t.id for t in theirs]
+        assert np.allclose([t.box for t in mine], [t.box for t in theirs], atol=0.5), "the same faces, to rounding"
+
+    made = exported.stat().st_mtime_ns
+    again = run_live(video, model=trained_model, show=False)
+    assert Path(again.model) == exported and exported.stat().st_mtime_ns == made, "kept, not made again"
+    assert "exporting" not in capsys.readouterr().err
+
+
+def test_a_keras_model_without_a_writable_cache_still_runs_live_with_a_warning(trained_model, video_of, tmp_path,
+                                                                                monkeypatch, capsys):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    stats = run_live(video_of("webcam-a", frames=4), model=trained_model, show=False)
+    assert stats.runtime == "keras" and Path(stats.model) == trained_model and stats.frames == 4
+    warning = one_line(capsys.readouterr().err.split("warning: ", 1)[1])
+    assert f"no TFLite export of {trained_model}" in warning and "about five times slower" in warning
+
+
 def test_with_no_model_live_runs_the_bundled_file_fitted_to_the_sources_frames(video_of, tmp_path, monkeypatch):
     """A 640x480 source gets the bundled model's 192x160 export (the same faces as the square file, a sixth less to
     compute; docs/benchmarks.md), and it finds the face of a real webcam clip."""
