@@ -321,16 +321,6 @@ def live_export_path(model_path: Path, frame: tuple[int, int] | None) -> Path:
     return cache / config.LIVE_EXPORTS_DIR / f"{Path(model_path).stem}-{digest}-{shape}.tflite"
 
 
-def export_for_live(model_path: Path, frame: tuple[int, int] | None) -> Path:
-    """The TFLite file `live` runs for a .keras model: at live_export_path, exported (fitted to the frames and
-    checked against Keras like any export) when it is not there yet. FacetrackerError when it cannot be made."""
-    target = live_export_path(model_path, frame)
-    if not target.is_file():
-        ensure_writable_dir(target.parent)
-        export_model(model_path, "tflite", frame=frame, out=target, force=True)
-    return target
-
-
 class ExportMismatch(FacetrackerError):
     """The exported model disagrees with Keras beyond the tolerance; nothing was written."""
 

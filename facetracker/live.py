@@ -406,22 +406,26 @@ def load_detector(model: Path | str | None, frame: tuple[int, int] | None) -> De
 
 
 def _exported_for_live(path: Path, frame: tuple[int, int] | None) -> Path:
-    """A .keras model's TFLite file fitted to the frames (export.export_for_live: made once, then kept), so your own
-    model runs as fast as the bundled one, in the detection workers. If it cannot be made, the .keras file itself:
-    it still runs, through tf.function, at about a fifth of the frame rate, and a warning says so."""
-    from facetracker.export import export_for_live, live_export_path
+    """A .keras model's TFLite export fitted to the frames, so your own model runs as fast as the bundled one, in
+    the detection workers: made once (export_model, checked against Keras like any export), then kept at
+    export.live_export_path. If it cannot be made, the .keras file itself: it still runs, through tf.function, at
+    about a fifth of the frame rate, and a warning says so."""
+    from facetracker.export import export_model, live_export_path
 
     check_keras_archive(path)  # a broken file is an error of its own, not a reason to fall back
-    console = Console(stderr=True)
     target = live_export_path(path, frame)
-    if not target.is_file():
-        say(console, f"exporting {path} to TFLite for {_frame_text(frame)} frames, once: kept as {target}")
+    if target.is_file():
+        return target
+    console = Console(stderr=True)
+    say(console, f"exporting {path} to TFLite for {_frame_text(frame)} frames, once: kept as {target}")
     try:
-        return export_for_live(path, frame)
-    except FacetrackerError as exc:
-        say(console, f"warning: no TFLite export of {path} ({exc}); it runs through TensorFlow, about five times "
+        export_model(path, "tflite", frame=frame, out=target, force=True)  # creates the folder
+    except FacetrackerError as exc:  # its advice is for `facetracker export`: say what and where only
+        problem = f"{exc.what}: {exc.where}" if exc.where is not None else exc.what
+        say(console, f"warning: no TFLite export of {path} ({problem}); it runs through TensorFlow, about five times "
                      "slower")
         return path
+    return target
 
 
 def _frame_text(frame: tuple[int, int] | None) -> str:
