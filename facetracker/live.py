@@ -409,7 +409,7 @@ def _exported_for_live(path: Path, frame: tuple[int, int] | None) -> Path:
     """A .keras model's TFLite export fitted to the frames, so your own model runs as fast as the bundled one, in
     the detection workers: made once (export_model, checked against Keras like any export), then kept at
     export.live_export_path. If it cannot be made, the .keras file itself: it still runs, through tf.function, at
-    about a fifth of the frame rate, and a warning says so."""
+    about a quarter of the frame rate, and a warning says so."""
     from facetracker.export import export_model, live_export_path
 
     check_keras_archive(path)  # a broken file is an error of its own, not a reason to fall back
@@ -422,7 +422,7 @@ def _exported_for_live(path: Path, frame: tuple[int, int] | None) -> Path:
         export_model(path, "tflite", frame=frame, out=target, force=True)  # creates the folder
     except FacetrackerError as exc:  # its advice is for `facetracker export`: say what and where only
         problem = f"{exc.what}: {exc.where}" if exc.where is not None else exc.what
-        say(console, f"warning: no TFLite export of {path} ({problem}); it runs through TensorFlow, about five times "
+        say(console, f"warning: no TFLite export of {path} ({problem}); it runs through TensorFlow, about four times "
                      "slower")
         return path
     return target

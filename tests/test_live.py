@@ -450,7 +450,7 @@ def test_background_recorder_writes_every_frame_in_order(datasets_dir, tmp_path)
 def test_a_keras_model_runs_live_through_its_tflite_export_made_once(trained_model, video_of, datasets_dir,
                                                                       tmp_path, monkeypatch, capsys):
     """Your trained .keras model runs in `live` as the bundled one does: exported to TFLite fitted to the frames
-    (about five times the frame rate of tf.function, docs/benchmarks.md), in the detection workers, with the
+    (about four times the frame rate of tf.function, docs/benchmarks.md), in the detection workers, with the
     faces the Keras model itself finds. The export is made on the first run and kept for the next ones."""
     from facetracker.export import live_export_path
 
@@ -483,7 +483,7 @@ def test_a_keras_model_without_a_writable_cache_still_runs_live_with_a_warning(t
     stats = run_live(video_of("webcam-a", frames=4), model=trained_model, show=False)
     assert stats.runtime == "keras" and Path(stats.model) == trained_model and stats.frames == 4
     warning = one_line(capsys.readouterr().err.split("warning: ", 1)[1])
-    assert f"no TFLite export of {trained_model}" in warning and "about five times slower" in warning
+    assert f"no TFLite export of {trained_model}" in warning and "about four times slower" in warning
 
 
 def test_with_no_model_live_runs_the_bundled_file_fitted_to_the_sources_frames(video_of, tmp_path, monkeypatch):
