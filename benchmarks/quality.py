@@ -53,7 +53,8 @@ BLAZEFACE_MODELS = ("full-range", "short-range")
 BLAZEFACE_DEFAULT_SCORE = 0.5  # MediaPipe FaceDetection's min_detection_confidence: BlazeFace as its users run it
 QUICK_SETS = ("webcam-m", "webcam-q", "webcam-r", "webcam-v")  # small; -r, -v name their faces Semih, vatsal
 # RecipeOptions fields this page can change
-RECIPE_OPTIONS = ("negative_repeat", "background_swap", "background_pattern", "backbone", "image_size")
+RECIPE_OPTIONS = ("negative_repeat", "background_swap", "background_pattern", "backbone", "image_size",
+                  "box_weight")
 QUICK_EPOCHS = 2
 # Per-set figures kept in results.json (the full reports with per-image rows stay in fold-K/<set>/).
 SUMMARY_KEYS = ("images", "face_images", "faces", "negatives", "detections", "ap50", "ap50_95", "coco_ap50",
@@ -254,7 +255,8 @@ def load_results(path: Path, protocol: dict) -> dict:
     earlier = results["protocol"]
     # files written before an option existed ran with what is now its "off" value
     recipe = {"negative_repeat": 1, "background_swap": 0.0, "background_pattern": 0.0, "backbone": "compact",
-              "image_size": config.IMAGE_SIZE[config.DEFAULT_BACKBONE], **earlier.get("recipe", {})}
+              "image_size": config.IMAGE_SIZE[config.DEFAULT_BACKBONE], "box_weight": config.RECIPE_BOX_WEIGHT,
+              **earlier.get("recipe", {})}
     if earlier["folds_plan"] != protocol["folds_plan"] or earlier["epochs"] != protocol["epochs"] \
             or earlier.get("seed", config.SPLIT_SEED) != protocol["seed"] \
             or any(recipe[key] != protocol["recipe"][key] for key in RECIPE_OPTIONS):
@@ -381,7 +383,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     require_datasets()
     if problem := recipe_option_problem(args.negative_repeat, args.background_swap, args.background_pattern,
-                                        args.image_size):
+                                        args.image_size, args.box_weight):
         parser.error(problem)
     if args.quick:
         args.sets = args.sets or list(QUICK_SETS)
@@ -429,7 +431,7 @@ def main() -> None:
                 "seed": args.seed,
                 "recipe": {"batch_size": config.RECIPE_BATCH_SIZE, "negative_repeat": args.negative_repeat,
                            "background_swap": args.background_swap, "background_pattern": args.background_pattern,
-                           "backbone": args.backbone, "image_size": args.image_size}}
+                           "backbone": args.backbone, "image_size": args.image_size, "box_weight": args.box_weight}}
     results_path = run_dir / "results.json"
     results = load_results(results_path, protocol)
     reevaluate_at_threshold(results, run_dir, args.threshold)
@@ -460,7 +462,7 @@ def report_tables(args, results: dict, folds: list[list[str]], run_dir: Path, wh
     minutes = sum(f["train_minutes"] + f["eval_minutes"] for f in results["folds"].values())
     caption = (f"Command: `{command_line()}` — {len(folds)} folds of whole sets, {len(results['folds'])} done; "
                f"recipe: {args.epochs} epochs, batch {config.RECIPE_BATCH_SIZE}, {args.backbone} at "
-               f"{args.image_size} px, "
+               f"{args.image_size} px, box loss weight {args.box_weight:g}, "
                f"{'from BlazeFace' if args.backbone == 'blazeface' else 'from scratch'}; threshold {args.threshold}; "
                f"{minutes:.0f} min of training and evaluation on {os.cpu_count()} CPU cores. "
                f"BlazeFace boxes x{config.BLAZEFACE_BOX_SCALE} about the centre, up {config.BLAZEFACE_BOX_SHIFT_UP} "

@@ -59,7 +59,7 @@ def main() -> None:
     if args.start is not None and not args.start.is_file():
         sys.exit(f"error: no model file at {args.start}: pass a trained blazeface FaceTracker .keras to --start")
     if problem := recipe_option_problem(args.negative_repeat, args.background_swap, args.background_pattern,
-                                        args.image_size):
+                                        args.image_size, args.box_weight):
         sys.exit(f"error: {problem}")
 
     sets = shared_sets(args.datasets)
@@ -74,7 +74,7 @@ def main() -> None:
                                       negative_repeat=args.negative_repeat, seed=args.seed,
                                       background_swap=args.background_swap,
                                       background_pattern=args.background_pattern, backbone=args.backbone,
-                                      image_size=args.image_size))
+                                      image_size=args.image_size, box_weight=args.box_weight))
     print(f"trained in {(time.monotonic() - started) / 60:.1f} min: {model_path}", flush=True)
 
     from facetracker.boxes import fitted_input

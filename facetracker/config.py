@@ -121,6 +121,7 @@ RECIPE_EPOCHS = 30
 # 1280x720 tracking clip worse than two trainings at 1, so every photo is drawn as often.
 RECIPE_NEGATIVE_REPEAT = 1
 RECIPE_BATCH_SIZE = 16
+RECIPE_BOX_WEIGHT = 1.0  # the box loss (GIoU) against the face-score loss's 1 in the bundled recipe
 # The bundled model's backbone: BlazeFace's, started from its weights, finds held-out people's faces far more often
 # than the compact network from scratch (mean AP@0.5 0.936 against 0.863-0.875 over 23 held-out sets) at about 2.5x
 # its inference time (docs/quality.md, "The blazeface backbone").

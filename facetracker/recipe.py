@@ -32,6 +32,7 @@ class RecipeOptions:
     negative_repeat: int = config.RECIPE_NEGATIVE_REPEAT  # face-free photos are drawn this many times as often
     background_swap: float = config.BACKGROUND_SWAP_SHARE  # share of views whose faces go onto another's room
     background_pattern: float = config.BACKGROUND_PATTERN_SHARE  # share of those onto a made-up busy pattern
+    box_weight: float = config.RECIPE_BOX_WEIGHT  # the box loss's weight against the face-score loss's 1
     log: Path | None = None  # one JSON line per epoch, for long runs in the background
     backbone: str = config.RECIPE_BACKBONE  # compact (from scratch), blazeface (from BlazeFace's weights), blazeface-lite
     start: Path | None = None  # a FaceTracker .keras to go on from (rebuilt at image_size), instead of new weights
@@ -54,13 +55,16 @@ def add_recipe_arguments(parser) -> None:
     parser.add_argument("--backbone", choices=tuple(config.RECIPE_LR), default=RecipeOptions.backbone,
                         help="compact: the network designed here, from scratch; blazeface: MediaPipe BlazeFace's "
                              "feature extractor, starting from its weights")
+    parser.add_argument("--box-weight", type=float, default=RecipeOptions.box_weight,
+                        help="weight of the box loss against the face-score loss's 1")
     parser.add_argument("--image-size", type=int, default=RecipeOptions.image_size,
                         help="side of the square input the model trains at (a multiple of 32; smaller runs faster "
                              "and sees every face smaller)")
 
 
 def recipe_option_problem(negative_repeat: int, background_swap: float, background_pattern: float,
-                          image_size: int = RecipeOptions.image_size) -> str | None:
+                          image_size: int = RecipeOptions.image_size,
+                          box_weight: float = RecipeOptions.box_weight) -> str | None:
     """What is wrong with these RecipeOptions values, as one line for the benchmarks' flags; None when nothing is."""
     from facetracker.export import check_image_size
 
@@ -68,6 +72,8 @@ def recipe_option_problem(negative_repeat: int, background_swap: float, backgrou
         check_image_size(image_size)
     except FacetrackerError as error:
         return f"--image-size: {error}"
+    if not box_weight > 0:
+        return f"--box-weight must be above 0, got {box_weight}"
     if negative_repeat < 1:
         return f"--negative-repeat must be at least 1 (1: every photo as often), got {negative_repeat}"
     if not 0 <= background_swap <= 1 - config.MOSAIC_SHARE:
@@ -141,7 +147,7 @@ def train_on_sets(set_dirs: list[Path], opts: RecipeOptions):
         teacher, model = model, lightened(model)
         distill_stem(model, teacher, dataset, steps * opts.distill_epochs, opts.log)
     lr = opts.lr or config.RECIPE_LR[opts.backbone]
-    model.compile(keras.optimizers.Adam(learning_rate_schedule(lr, opts.epochs, steps)))
+    model.compile(keras.optimizers.Adam(learning_rate_schedule(lr, opts.epochs, steps)), box_weight=opts.box_weight)
     callbacks = [EpochLog(opts.log, len(photos), opts.out)] if opts.log else []
     model.fit(dataset, epochs=opts.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0 if opts.log else "auto")
     save_inference_model(model, opts.out)

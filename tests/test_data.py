@@ -340,6 +340,8 @@ def test_recipe_options_out_of_range_are_named_in_one_line():
     assert "--background-pattern" in recipe_option_problem(1, 0.25, 1.5)
     assert recipe_option_problem(1, 0.0, 0.0, 160) is None
     assert "--image-size" in recipe_option_problem(1, 0.0, 0.0, 150)  # the grid must halve down to stride 32
+    assert recipe_option_problem(1, 0.0, 0.0, 192, 2.0) is None
+    assert "--box-weight" in recipe_option_problem(1, 0.0, 0.0, 192, 0.0)
 
 
 def test_recipe_flags_default_to_the_recipe_and_reach_its_options(tmp_path):
@@ -355,10 +357,11 @@ def test_recipe_flags_default_to_the_recipe_and_reach_its_options(tmp_path):
         (defaults.seed, defaults.negative_repeat, defaults.background_swap, defaults.background_pattern)
     assert args.backbone == defaults.backbone == "blazeface"
     assert args.image_size == defaults.image_size == 192
+    assert args.box_weight == defaults.box_weight == 1.0
     args = parser.parse_args(["--seed", "7", "--negative-repeat", "4", "--background-swap", "0.25",
-                              "--backbone", "compact", "--image-size", "160"])
-    assert (args.seed, args.negative_repeat, args.background_swap, args.backbone, args.image_size) == \
-        (7, 4, 0.25, "compact", 160)
+                              "--backbone", "compact", "--image-size", "160", "--box-weight", "2"])
+    assert (args.seed, args.negative_repeat, args.background_swap, args.backbone, args.image_size, args.box_weight) \
+        == (7, 4, 0.25, "compact", 160, 2.0)
 
 
 def test_the_recipe_trains_the_blazeface_backbone_from_blazefaces_weights(tmp_path, dataset_copy):
@@ -420,13 +423,14 @@ def test_the_recipe_goes_on_from_a_trained_model_at_another_input_size(tmp_path,
     small = dataset_copy("webcam-v", limit=16)
     bundled = load_model(bundled_model_path())
     opts = RecipeOptions(out=tmp_path / "model.keras", epochs=1, batch_size=8, image_size=160, lr=1e-4,
-                         start=bundled_model_path())
+                         start=bundled_model_path(), box_weight=2.0)
     start = build_recipe_model(opts)
     assert (start.image_size, start.backbone_name, start.preprocessing) == (160, bundled.backbone_name,
                                                                             bundled.preprocessing)
     for a, b in zip(start.get_weights(), bundled.get_weights()):
         np.testing.assert_array_equal(a, b)
-    train_on_sets([small], opts)
+    trained = train_on_sets([small], opts)
+    assert trained.loss_options["box_weight"] == 2.0  # --box-weight reaches the loss the steps trained with
     loaded = load_model(opts.out)
     assert (loaded.image_size, loaded.backbone_name) == (160, bundled.backbone_name)
     assert any(not np.array_equal(a, b) for a, b in zip(loaded.get_weights(), bundled.get_weights()))
