@@ -269,8 +269,9 @@ LIVE_QUEUE_FRAMES = 8  # frames decoded ahead for a video file (a live source ke
 LIVE_DETECT_WORKERS = 2
 LIVE_WORKER_THREADS = 1
 # live runs a .keras model (your trained one) through its TFLite export fitted to the frames, made the first time
-# and kept under the user's cache folder ($XDG_CACHE_HOME, else ~/.cache) in this subfolder, named by the model
-# file's contents: through tf.function the same network ran at a quarter of the file's frame rate (docs/benchmarks.md).
+# and kept under the user's cache folder ($XDG_CACHE_HOME, else ~/.cache) in this subfolder, in a folder named by
+# the model file's contents: through tf.function the same network ran at a quarter of the file's frame rate
+# (docs/benchmarks.md).
 LIVE_EXPORTS_DIR = Path("facetracker") / "live-exports"
 LIVE_WINDOW = "facetracker"
 RECORD_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}

@@ -314,11 +314,11 @@ def export_model(model_path: Path, fmt: str, quantize: str = "none", data: Path 
 
 def live_export_path(model_path: Path, frame: tuple[int, int] | None) -> Path:
     """Where `live` keeps the TFLite export of a .keras model for frames of `frame` (width, height; None: square):
-    the user's cache folder, named by the model file's contents, so a retrained model gets a file of its own."""
+    the name `facetracker export --frame` gives it (default_out), in a folder of the user's cache named by the
+    model file's contents, so a retrained model gets a file of its own."""
     digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:16]
-    shape = f"{frame[0]}x{frame[1]}" if frame is not None else "square"
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / config.LIVE_EXPORTS_DIR / f"{Path(model_path).stem}-{digest}-{shape}.tflite"
+    return cache / config.LIVE_EXPORTS_DIR / digest / default_out(Path(model_path), "tflite", "none", frame=frame).name
 
 
 class ExportMismatch(FacetrackerError):

@@ -458,7 +458,8 @@ def test_a_keras_model_runs_live_through_its_tflite_export_made_once(trained_mod
     video = video_of("webcam-a", frames=12)
     frame = cv2.imread(str(webcam_images(datasets_dir, count=1)[0])).shape[1::-1]
     exported = live_export_path(trained_model, frame)
-    assert exported.parent == tmp_path / "cache" / "facetracker" / "live-exports" and not exported.exists()
+    assert exported.parent.parent == tmp_path / "cache" / "facetracker" / "live-exports" and not exported.exists()
+    assert exported.name == f"{trained_model.stem}-{frame[0]}x{frame[1]}.tflite"  # as `export --frame` names it
 
     stats = run_live(video, model=trained_model, show=False, keep_tracks=True)
     assert f"exporting {trained_model} to TFLite for {frame[0]}x{frame[1]} frames" in capsys.readouterr().err
