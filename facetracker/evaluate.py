@@ -295,6 +295,15 @@ def evaluate_folder(detector, images_dir: Path, labels_dir: Path, face_labels: t
 
 def evaluate_samples(detector, samples, threshold: float = config.THRESHOLD) -> dict:
     """The report for a list of labels.Sample (benchmarks pick their own, e.g. without unreliable negatives)."""
+    scores, boxes, latencies = detect_samples(detector, samples)
+    report = score_detections(samples, [s.boxes for s in samples], scores, boxes, threshold)
+    return {"model": str(detector.source), "runtime": detector.runtime_name, "image_size": detector.image_size,
+            "resize": config.RESIZE_INTERPOLATION, **report, "latency_ms": 1000 * statistics.median(latencies)}
+
+
+def detect_samples(detector, samples) -> tuple[list[list[float]], list[list], list[float]]:
+    """Per image of `samples`: the scores and boxes of every detection (score >= config.MIN_SCORE, seen as a still
+    image), and the seconds it took."""
     scores, boxes, latencies = [], [], []
     for index, sample in enumerate(samples):
         frame = read_image(sample.image)
@@ -305,10 +314,7 @@ def evaluate_samples(detector, samples, threshold: float = config.THRESHOLD) -> 
         latencies.append(time.perf_counter() - start)
         scores.append([d.score for d in detections])
         boxes.append([d.box for d in detections])
-    truths = [s.boxes for s in samples]
-    report = score_detections(samples, truths, scores, boxes, threshold)
-    return {"model": str(detector.source), "runtime": detector.runtime_name, "image_size": detector.image_size,
-            "resize": config.RESIZE_INTERPOLATION, **report, "latency_ms": 1000 * statistics.median(latencies)}
+    return scores, boxes, latencies
 
 
 def score_detections(samples, truths, scores, boxes, threshold: float = config.THRESHOLD) -> dict:
