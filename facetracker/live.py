@@ -113,19 +113,14 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
     workers: detection workers for a TFLite/ONNX detector (_DetectAhead); 1 runs the model in the loop itself."""
     _check_options(threshold, smooth, max_frames, max_faces, workers)
     show = _resolve_show(show)
-    record = Path(record) if record is not None else None
-    tracks = Path(tracks) if tracks is not None else None
-    if record is not None:
-        check_record_path(record, force)  # before loading a model or opening a camera
-    if tracks is not None:
-        check_tracks_path(tracks, force)
-        if record is not None and tracks.resolve() == record.resolve():
-            raise FacetrackerError("--tracks and --record name the same file", tracks, "give them different names")
+    record, tracks = _checked_outputs(record, tracks, force)  # before loading a model or opening a camera
     capture = open_source(source)  # a missing camera fails in a second, before the model loads
     try:
         frame = _frame_size(capture)
         detector = detector or load_detector(model, frame)
         _warm_up(detector, frame)
+        tracker = Tracker(threshold=threshold, smooth=smooth, max_faces=max_faces)
+        ahead = _DetectAhead.start(detector, tracker.low_score, workers, frame)
     except BaseException:
         capture.release()
         raise
@@ -136,13 +131,7 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
                       model=str(getattr(detector, "source", "")))
     reader = FrameReader(capture, source, live=live, queue_frames=config.LIVE_QUEUE_FRAMES,
                          stall_seconds=stall_seconds, prepare=_frame_preparer(detector, mirror))
-    tracker = Tracker(threshold=threshold, smooth=smooth, max_faces=max_faces)
     clock_fps = None if live else source_fps or FALLBACK_FPS
-    try:
-        ahead = _DetectAhead.start(detector, tracker.low_score, workers, frame)
-    except BaseException:
-        capture.release()
-        raise
     stats.workers = ahead.workers if ahead is not None else 1
     loop = _Loop(detector, tracker, show, stats, keep_tracks, clock_fps=clock_fps, ahead=ahead)
     recorder = None
@@ -172,12 +161,29 @@ def run_live(source: str | int | Path = "0", model: Path | str | None = None, de
                 if show:
                     _close_window()
     if stop.signal and not stats.message:
-        name = signal.Signals(stop.signal).name
-        stats.stop_reason, stats.exit_code = "interrupted", 128 + stop.signal
-        stats.message = f"stopped by {'Ctrl-C' if stop.signal == signal.SIGINT else name}"
+        _note_signal(stats, stop.signal)
     stats.dropped = reader.dropped
     stats.tracks_seen = tracker.tracks_seen
     return stats
+
+
+def _checked_outputs(record, tracks, force: bool) -> tuple[Path | None, Path | None]:
+    """--record and --tracks as paths, each checked as writable (or refused) before anything starts."""
+    record = Path(record) if record is not None else None
+    tracks = Path(tracks) if tracks is not None else None
+    if record is not None:
+        check_record_path(record, force)
+    if tracks is not None:
+        check_tracks_path(tracks, force)
+        if record is not None and tracks.resolve() == record.resolve():
+            raise FacetrackerError("--tracks and --record name the same file", tracks, "give them different names")
+    return record, tracks
+
+
+def _note_signal(stats: LiveStats, signum: int) -> None:
+    """A run stopped by Ctrl-C or kill ends as a shell reports it: exit code 128 + the signal's number."""
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    stats.stop_reason, stats.exit_code, stats.message = "interrupted", 128 + signum, f"stopped by {name}"
 
 
 class _DetectAhead:
