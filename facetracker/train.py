@@ -168,12 +168,7 @@ def train(opts: TrainOptions) -> TrainResult:
     if model is None:
         with strategy.scope():
             model = _new_model(opts, start, steps)
-        state.start, state.steps_per_epoch = start.describe(), steps
-        state.frozen_batchnorm = bool(start.facetracker and opts.freeze_batchnorm)
-        state.frozen_backbone = bool(start.facetracker and opts.freeze_backbone)
-        if start.facetracker:
-            state.start_path, state.choose_blend = str(start.path), opts.blend is None
-            state.blend = config.FINETUNE_BLEND if opts.blend is None else opts.blend
+        _record_start(state, opts, start, steps)
         freeze(model, state)
     if isinstance(strategy, tf_multiworker()):
         _skip_symbolic_build(model)
@@ -206,18 +201,33 @@ def train(opts: TrainOptions) -> TrainResult:
         raise TrainingInterrupted(f"training interrupted after {state.epoch}/{opts.epochs} epochs, checkpoint saved",
                                   paths.ckpt_dir, "rerun the same command with --resume to continue") from None
     if chief and state.choose_blend and blend_from is not None and state.best_epoch:
-        try:
-            state.blend, state.blend_choices = choose_blend(paths.out, blend_from, state.blend, val_labels)
-        except KeyboardInterrupt:  # --out is saved atomically: it still holds the blend training saved
-            state.save(paths.state)
-            raise TrainingInterrupted(f"interrupted while choosing the blend; the model keeps the best epoch blended "
-                                      f"{state.blend:g} with the start", paths.out,
-                                      "use it as it is, or train again with --force and a fixed --blend") from None
+        _choose_blend_at_end(paths, state, blend_from, val_labels)
     if chief:
         state.save(paths.state)
     curve = plot_history(state.history, paths.curve) if state.history and chief else None
     return TrainResult(paths.out, curve, logdir, state, len(train_labels), len(val_labels),
                        strategy.num_replicas_in_sync, model)
+
+
+def _record_start(state: RunState, opts: TrainOptions, start, steps: int) -> None:
+    """What a new run starts from, in its state file: --resume and the blend at the end read it back."""
+    state.start, state.steps_per_epoch = start.describe(), steps
+    state.frozen_batchnorm = bool(start.facetracker and opts.freeze_batchnorm)
+    state.frozen_backbone = bool(start.facetracker and opts.freeze_backbone)
+    if start.facetracker:
+        state.start_path, state.choose_blend = str(start.path), opts.blend is None
+        state.blend = config.FINETUNE_BLEND if opts.blend is None else opts.blend
+
+
+def _choose_blend_at_end(paths: RunPaths, state: RunState, blend_from, val_labels) -> None:
+    """The fine-tuned run's share of the blend, chosen on the validation images (choose_blend)."""
+    try:
+        state.blend, state.blend_choices = choose_blend(paths.out, blend_from, state.blend, val_labels)
+    except KeyboardInterrupt:  # --out is saved atomically: it still holds the blend training saved
+        state.save(paths.state)
+        raise TrainingInterrupted(f"interrupted while choosing the blend; the model keeps the best epoch blended "
+                                  f"{state.blend:g} with the start", paths.out,
+                                  "use it as it is, or train again with --force and a fixed --blend") from None
 
 
 # ---- setup --------------------------------------------------------------------------------------------------
