@@ -59,6 +59,8 @@ def held_out_detections(results_dir: Path) -> dict[str, dict]:
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     for k, fold in folds.items():
         model_path = results_dir / fold["model"]
+        if not model_path.is_file():
+            sys.exit(f"error: {model_path} is missing: run benchmarks/quality.py into {results_dir} to train fold {k}")
         digest = file_digest(model_path)
         missing = [n for n in fold["held_out"] if cache.get(n, {}).get("digest") != digest]
         if not missing:
