@@ -39,7 +39,7 @@ from facetracker.files import write_json_atomic  # noqa: E402
 
 AP_TARGET, IOU_TARGET = 0.95, 0.75  # issue 9, on every held-out set
 SCALES = np.round(np.arange(0.50, 1.201, 0.05), 2)  # width and height multipliers
-SHIFTS = np.round(np.arange(-0.20, 0.201, 0.05), 2)  # centre moved down, in box heights
+SHIFTS = np.round(np.arange(-0.20, 0.201, 0.05), 2) + 0.0  # centre moved down, in box heights (+ 0.0: no -0.0)
 IDENTITY = (1.0, 1.0, 0.0)
 CACHE_NAME = "box-conventions.json"
 
@@ -49,7 +49,8 @@ def file_digest(path: Path) -> str:
 
 
 def held_out_detections(results_dir: Path) -> dict[str, dict]:
-    """{set: {"fold", "scores", "boxes"}}: every held-out set detected by the model of the fold that held it out.
+    """{set: {"fold", "digest", "scores", "boxes"}}: every held-out set detected by the model of the fold that held
+    it out.
     Kept in RESULTS/box-conventions.json, keyed by the fold models' digests."""
     from facetracker.evaluate import detect_samples
     from facetracker.inference import Detector
