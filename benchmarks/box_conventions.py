@@ -24,7 +24,6 @@ which images alone do not tell.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import sys
@@ -35,7 +34,8 @@ import numpy as np
 from quality import fmt, samples_of  # benchmarks/quality.py (puts this checkout's package on sys.path)
 
 from facetracker import config  # noqa: E402
-from facetracker.files import write_json_atomic  # noqa: E402
+from facetracker.boxes import as_boxes  # noqa: E402
+from facetracker.files import file_digest, write_json_atomic  # noqa: E402
 
 AP_TARGET, IOU_TARGET = 0.95, 0.75  # issue 9, on every held-out set
 SCALES = np.round(np.arange(0.50, 1.201, 0.05), 2)  # width and height multipliers
@@ -44,14 +44,9 @@ IDENTITY = (1.0, 1.0, 0.0)
 CACHE_NAME = "box-conventions.json"
 
 
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def held_out_detections(results_dir: Path) -> dict[str, dict]:
     """{set: {"fold", "digest", "scores", "boxes"}}: every held-out set detected by the model of the fold that held
-    it out.
-    Kept in RESULTS/box-conventions.json, keyed by the fold models' digests."""
+    it out, kept in RESULTS/box-conventions.json under the fold model's digest."""
     from facetracker.evaluate import detect_samples
     from facetracker.inference import Detector
 
@@ -84,12 +79,12 @@ def redrawn(boxes: np.ndarray, convention: tuple[float, float, float]) -> np.nda
     return np.concatenate([centre - half, centre + half], axis=1)
 
 
-def scored(truths: list, scores: list, boxes: list, convention) -> tuple[float, float]:
-    """(AP@0.5, mean IoU at the threshold) of one set's detections redrawn by `convention`."""
+def scored(truths: list, scores: list, boxes: list[np.ndarray], convention) -> tuple[float, float]:
+    """(AP@0.5, mean IoU at the threshold) of one set's detections ((N, 4) arrays per image) redrawn by
+    `convention`."""
     from facetracker.evaluate import metrics
 
-    report = metrics(truths, scores, [redrawn(np.asarray(b, np.float64).reshape(-1, 4), convention) for b in boxes],
-                     config.THRESHOLD)
+    report = metrics(truths, scores, [redrawn(b, convention) for b in boxes], config.THRESHOLD)
     return report["ap50"] or 0.0, report["mean_iou"] or 0.0
 
 
@@ -114,7 +109,8 @@ def score_grid(detections: dict[str, dict]) -> dict[str, dict[tuple, tuple[float
     table = {}
     for name, found in detections.items():
         truths = [s.boxes for s in samples_of(name)]
-        table[name] = {c: scored(truths, found["scores"], found["boxes"], c) for c in grid}
+        boxes = [as_boxes(b) for b in found["boxes"]]  # once a set, not once a convention
+        table[name] = {c: scored(truths, found["scores"], boxes, c) for c in grid}
         print(f"  {name}: scored {len(grid)} conventions", flush=True)
     return table
 

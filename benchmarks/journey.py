@@ -30,7 +30,6 @@ markers once every person asked for is done (not with --quick, which writes to b
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -46,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from facetracker import config  # noqa: E402
+from facetracker.files import file_digest  # noqa: E402
 
 from shared_data import DATASETS, require_datasets  # noqa: E402  (benchmarks/shared_data.py)
 PEOPLE = ("webcam-r", "webcam-g", "caltech-faces")  # a label named `Semih`; 960x540 frames; ~27 people
@@ -86,7 +86,7 @@ def shared_sets() -> list[str]:
 
 
 def file_key(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return file_digest(path)
 
 
 def recorded_key(result: dict) -> str | None:

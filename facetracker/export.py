@@ -16,7 +16,6 @@ slots (compare_outputs): NMS may order faces of nearly equal score differently o
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -30,7 +29,7 @@ import numpy as np
 from facetracker import config
 from facetracker.boxes import iou_matrix
 from facetracker.errors import FacetrackerError
-from facetracker.files import atomic_path, ensure_writable_dir, list_images, read_image
+from facetracker.files import atomic_path, ensure_writable_dir, file_digest, list_images, read_image
 from facetracker.inference import Detector
 from facetracker.output import quiet_native_stderr
 
@@ -316,9 +315,9 @@ def live_export_path(model_path: Path, frame: tuple[int, int] | None) -> Path:
     """Where `live` keeps the TFLite export of a .keras model for frames of `frame` (width, height; None: square):
     the name `facetracker export --frame` gives it (default_out), in a folder of the user's cache named by the
     model file's contents, so a retrained model gets a file of its own."""
-    digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / config.LIVE_EXPORTS_DIR / digest / default_out(Path(model_path), "tflite", "none", frame=frame).name
+    name = default_out(Path(model_path), "tflite", "none", frame=frame).name
+    return cache / config.LIVE_EXPORTS_DIR / file_digest(model_path) / name
 
 
 class ExportMismatch(FacetrackerError):

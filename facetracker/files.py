@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -19,6 +20,11 @@ def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise FacetrackerError("folder not found", folder, "check the path or run the previous step first")
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def file_digest(path: Path) -> str:
+    """The first 16 hex digits of a file's SHA-256: what names or keys a model by its contents, not its path."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def ensure_writable_dir(folder: Path) -> Path:
