@@ -85,10 +85,6 @@ def shared_sets() -> list[str]:
     return sorted(p.name for p in DATASETS.iterdir() if (p / config.IMAGES).is_dir())
 
 
-def file_key(path: Path) -> str:
-    return file_digest(path)
-
-
 def recorded_key(result: dict) -> str | None:
     """The file key of the bundled model a person's journey started from: recorded, or read from the file when it is
     still where it was (results written before keys were recorded). Not the path: copies of the repository hold the
@@ -96,7 +92,7 @@ def recorded_key(result: dict) -> str | None:
     if result.get("bundled_key"):
         return result["bundled_key"]
     path = Path(result.get("bundled", ""))
-    return file_key(path) if path.is_file() else None
+    return file_digest(path) if path.is_file() else None
 
 
 # ---------------------------------------------------------------- evaluation (in this process)
@@ -141,7 +137,7 @@ def mean_of(per_set: dict[str, dict], key: str) -> float | None:
 # ---------------------------------------------------------------- one person's journey
 def journey(name: str, args, results_dir: Path, bundled: Path, bundled_cache: dict) -> dict:
     out_path = results_dir / f"{name}.json"
-    result = {"person": name, "bundled": str(bundled), "bundled_key": file_key(bundled), "quick": args.quick,
+    result = {"person": name, "bundled": str(bundled), "bundled_key": file_digest(bundled), "quick": args.quick,
               "epochs": args.epochs, "done": False,
               "started": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "load_before": os.getloadavg()[0],
               "steps": {}, "models": {}}
@@ -192,7 +188,7 @@ def journey(name: str, args, results_dir: Path, bundled: Path, bundled_cache: di
                 continue
             started = time.monotonic()
             own = evaluate_own(model, work / "data" / "test")
-            key = (file_key(bundled), tuple(others), limit)
+            key = (result["bundled_key"], tuple(others), limit)
             if label == "bundled" and bundled_cache.get("key") == list(map(str, key)):
                 per_set = bundled_cache["per_set"]  # the bundled model on the other sets does not depend on the person
             else:
@@ -315,13 +311,14 @@ def main() -> None:
 
     bundled = (args.bundled or bundled_model_file()).resolve()
     start_model_config(bundled)  # an old or broken bundled model stops here, with the reason
+    bundled_key = file_digest(bundled)
     cache_path = results_dir / "bundled-others.json"
     bundled_cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     results = []
     for name in args.people:
         path = results_dir / f"{name}.json"
         previous = json.loads(path.read_text()) if path.exists() else None
-        if previous and previous.get("done") and not args.force and recorded_key(previous) == file_key(bundled):
+        if previous and previous.get("done") and not args.force and recorded_key(previous) == bundled_key:
             print(f"{name}: done before ({path}), skipped (--force redoes it)")
             results.append(previous)
             continue

@@ -27,6 +27,7 @@ import journey  # noqa: E402  (benchmarks/journey.py: the same copy, evaluation 
 from shared_data import DATASETS, require_datasets  # noqa: E402
 
 from facetracker import config  # noqa: E402
+from facetracker.files import file_digest  # noqa: E402
 
 REHEARSE = ("webcam-a", "webcam-c", "webcam-e", "webcam-h", "caltech-faces")  # label `face`, head-sized boxes
 RESULTS = REPO / "benchmarks" / "results" / "rehearsal"
@@ -90,7 +91,7 @@ def main() -> None:
     from facetracker.model import bundled_model_file
 
     report = {"person": args.person, "rehearse": args.rehearse, "started": time.strftime("%Y-%m-%d %H:%M"),
-              "bundled_key": journey.file_key(bundled_model_file()), "counts": {}}
+              "bundled_key": file_digest(bundled_model_file()), "counts": {}}
     for per_set in args.per_set:
         report["counts"][str(per_set)] = run_count(args.person, args.rehearse, per_set, log)
         tmp = out.with_suffix(".json.tmp")
